@@ -1,0 +1,168 @@
+{{/*
+Expand the name of the chart.
+*/}}
+{{- define "prove-gateway.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Create a default fully qualified app name.
+We truncate at 63 chars because some Kubernetes name fields are limited to this (by the DNS naming spec).
+If release name contains chart name it will be used as a full name.
+*/}}
+{{- define "prove-gateway.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Create chart name and version as used by the chart label.
+*/}}
+{{- define "prove-gateway.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels, on every resource the chart renders.
+*/}}
+{{- define "prove-gateway.labels" -}}
+helm.sh/chart: {{ include "prove-gateway.chart" . }}
+{{ include "prove-gateway.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: grpc-gateway
+{{- end }}
+
+{{/*
+Selector labels: the stable subset of the labels that Services, the PodDisruptionBudget and the
+NetworkPolicy select Pods by. Never change them on an existing release (Deployment selectors are
+immutable).
+*/}}
+{{- define "prove-gateway.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "prove-gateway.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Create the name of the service account to use.
+*/}}
+{{- define "prove-gateway.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "prove-gateway.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Whether the chart creates the credentials Secret: no existingSecret, and at least one credential
+value is set. Renders "true" or nothing.
+*/}}
+{{- define "prove-gateway.createSecret" -}}
+{{- $c := .Values.credentials }}
+{{- if and (not $c.existingSecret) (or $c.shared.clientId $c.shared.clientSecret $c.unify.clientId $c.unify.clientSecret $c.verify.clientId $c.verify.clientSecret) }}true{{- end }}
+{{- end }}
+
+{{/*
+Name of the Secret holding the Prove credentials: credentials.existingSecret, or the one the
+chart creates (`<fullname>-credentials`). Empty when the gateway runs without credentials
+(the embedded simulator).
+*/}}
+{{- define "prove-gateway.secretName" -}}
+{{- if .Values.credentials.existingSecret }}
+{{- .Values.credentials.existingSecret }}
+{{- else if include "prove-gateway.createSecret" . }}
+{{- printf "%s-credentials" (include "prove-gateway.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The credential pairs passed to the gateway, as a list of dicts
+{prefix, idKey, secretKey, clientId, clientSecret} (prefix is PROVE, PROVE_UNIFY or PROVE_VERIFY).
+Rendered as JSON; read it back with `include … | fromJson`.
+*/}}
+{{- define "prove-gateway.credentialPairs" -}}
+{{- $c := .Values.credentials }}
+{{- $pairs := list }}
+{{- range $p := list (list "PROVE" $c.shared) (list "PROVE_UNIFY" $c.unify) (list "PROVE_VERIFY" $c.verify) }}
+{{- $v := index $p 1 }}
+{{- if $v.enabled }}
+{{- $pairs = append $pairs (dict "prefix" (index $p 0) "idKey" $v.clientIdKey "secretKey" $v.clientSecretKey "clientId" $v.clientId "clientSecret" $v.clientSecret) }}
+{{- end }}
+{{- end }}
+{{- dict "pairs" $pairs | toJson }}
+{{- end }}
+
+{{/*
+Container image reference: repository, then `@digest` when set, else `:tag` (default appVersion).
+*/}}
+{{- define "prove-gateway.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+terminationGracePeriodSeconds, derived so the kubelet never kills a draining gateway early:
+preStop sleep + drain timeout (PROVE_GATEWAY_DRAIN_TIMEOUT) + margin.
+*/}}
+{{- define "prove-gateway.terminationGracePeriodSeconds" -}}
+{{- $g := .Values.gateway }}
+{{- add (int $g.preStopSleepSeconds) (int $g.drainTimeoutSeconds) (int $g.terminationGraceMarginSeconds) }}
+{{- end }}
+
+{{/*
+Checks across values that the JSON schema cannot express. Fails the render with a message that
+names the values to change.
+*/}}
+{{- define "prove-gateway.validate" -}}
+{{- $c := .Values.credentials }}
+{{- $pairs := (include "prove-gateway.credentialPairs" . | fromJson).pairs }}
+{{- $hasCreds := or $c.existingSecret (include "prove-gateway.createSecret" .) }}
+{{- if and .Values.prove.baseUrl (not $hasCreds) }}
+{{- fail "prove.baseUrl is set but there are no credentials: set credentials.existingSecret (recommended) or credentials.shared.clientId/clientSecret" }}
+{{- end }}
+{{- if and $hasCreds (not .Values.prove.baseUrl) }}
+{{- fail "credentials are set but prove.baseUrl is empty: set it to uat-us, prod-us, uat-eu, prod-eu or a URL (empty runs the embedded simulator, which takes no credentials)" }}
+{{- end }}
+{{- if and $hasCreds (eq (len $pairs) 0) }}
+{{- fail "credentials are set but credentials.shared, .unify and .verify are all disabled" }}
+{{- end }}
+{{- if include "prove-gateway.createSecret" . }}
+{{- range $p := $pairs }}
+{{- if not (and $p.clientId $p.clientSecret) }}
+{{- fail (printf "the chart-created credentials Secret needs both a client ID and a client secret for %s_CLIENT_ID/%s_CLIENT_SECRET (or use credentials.existingSecret)" $p.prefix $p.prefix) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) (ne (toString .Values.podDisruptionBudget.minAvailable) "") (ne (toString .Values.podDisruptionBudget.maxUnavailable) "") }}
+{{- fail "podDisruptionBudget: set only one of minAvailable and maxUnavailable (set the other to \"\")" }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (lt (int .Values.autoscaling.maxReplicas) (int .Values.autoscaling.minReplicas)) }}
+{{- fail "autoscaling.maxReplicas must be >= autoscaling.minReplicas" }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (not .Values.autoscaling.targetCPUUtilizationPercentage) (not .Values.autoscaling.targetMemoryUtilizationPercentage) }}
+{{- fail "autoscaling is enabled but both targetCPUUtilizationPercentage and targetMemoryUtilizationPercentage are 0" }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (not (and .Values.resources.requests (or .Values.resources.requests.cpu .Values.resources.requests.memory))) }}
+{{- fail "autoscaling needs resources.requests (utilisation is a percentage of the request)" }}
+{{- end }}
+{{- if and (gt (int .Values.gateway.preStopSleepSeconds) 0) (not (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version)) }}
+{{- fail "gateway.preStopSleepSeconds needs Kubernetes >= 1.30 (the sleep lifecycle action)" }}
+{{- end }}
+{{- if and .Values.otel.samplerArg (not (hasSuffix "traceidratio" .Values.otel.sampler)) }}
+{{- fail "otel.samplerArg is only read by the traceidratio samplers: set otel.sampler to traceidratio or parentbased_traceidratio" }}
+{{- end }}
+{{- end }}
