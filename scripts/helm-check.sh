@@ -4,7 +4,8 @@
 # Usage: scripts/helm-check.sh path/to/prove-gateway   (e.g. target/debug/prove-gateway)
 #
 # What it asserts (any failure exits non-zero with a line starting "helm-check: FAIL"):
-#  1. `helm lint --strict` passes, alone and with every ci/*-values.yaml scenario.
+#  1. `helm lint --strict` passes, alone and with every ci/*-values.yaml scenario; every key in
+#     values.yaml has a comment; every object in values.schema.json is closed and described.
 #  2. Every scenario renders, and each rendered document is valid under kubeconform -strict
 #     against the Kubernetes JSON schemas of the chart's minimum and of the newest Kubernetes
 #     version (ServiceMonitor, a CRD, is the only kind skipped).
@@ -17,6 +18,7 @@
 #     PROVE_GATEWAY_DRAIN_TIMEOUT matches, for every scenario and for changed values.
 #  6. The hardened securityContext is in place on every scenario, and in file mode no
 #     credential reaches the environment.
+#     The real binary starts with each scenario's env and stops within the grace period.
 #  7. Values of the wrong type, unknown keys and inconsistent settings make `helm template`
 #     fail (non-zero exit, with the schema's or the chart's message).
 set -euo pipefail
@@ -55,6 +57,32 @@ for f in "${scenarios[@]}"; do
   "$HELM" lint --strict "$chart" -f "$f" >"$work/lint.log" 2>&1 \
     || { cat "$work/lint.log" >&2; fail "helm lint --strict -f ci/$(basename "$f")"; }
 done
+
+# values.yaml documents every key; the schema closes and describes every object it defines.
+python3 - "$chart" <<'PY' || fail "values.yaml / values.schema.json documentation (see above)"
+import json, re, sys
+chart = sys.argv[1]
+bad = []
+lines = open(f"{chart}/values.yaml").read().splitlines()
+for i, line in enumerate(lines):
+    if re.match(r"^\s*[A-Za-z][\w-]*:", line):
+        j = i - 1
+        while j >= 0 and not lines[j].strip():
+            j -= 1
+        if j < 0 or not lines[j].lstrip().startswith("#"):
+            bad.append(f"values.yaml:{i + 1}: key without a comment above it: {line.strip()}")
+def walk(node, path):
+    if node.get("type") == "object" and "properties" in node and node.get("additionalProperties") is not False:
+        bad.append(f"values.schema.json: {path or '/'} lacks additionalProperties: false")
+    for key, sub in node.get("properties", {}).items():
+        if "description" not in sub:
+            bad.append(f"values.schema.json: {path}.{key} has no description")
+        walk(sub, f"{path}.{key}")
+walk(json.load(open(f"{chart}/values.schema.json")), "")
+for b in bad:
+    print(f"helm-check: FAIL: {b}", file=sys.stderr)
+sys.exit(1 if bad else 0)
+PY
 
 # --- 2. render + kubeconform ---------------------------------------------------------------
 render() { # out kube-version helm-args...
@@ -214,6 +242,54 @@ if errors:
     sys.exit(1)
 print(f"helm-check: env names, ports, grace period and hardening ok ({len(binary_env)} env names in --help)")
 PY
+
+# --- 6b. the binary accepts the values the chart renders ------------------------------------
+# Each scenario's env, as literal values, is given to the real binary: it must still be serving
+# after 3 s (a bad duration, enum or number makes it exit at once) and must exit within the
+# Pod's terminationGracePeriodSeconds after SIGTERM. Listen addresses move to 127.0.0.1:0 and
+# what needs the outside world (Prove's URL, credentials, Redis) is left out: none is reachable.
+smoke_pid=""
+trap 'if [ -n "$smoke_pid" ]; then kill -KILL "$smoke_pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
+for f in "${scenarios[@]}"; do
+  name="$(basename "$f" .yaml)"
+  python3 - "$work/$name-$latest.yaml" >"$work/smoke.env" <<'PY'
+import sys, yaml
+skip = ("PROVE_BASE_URL", "PROVE_RATE_LIMIT_REDIS_URL")
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if not d or d["kind"] != "Deployment":
+        continue
+    spec = d["spec"]["template"]["spec"]
+    print(f"GRACE={spec['terminationGracePeriodSeconds']}")
+    c = next(c for c in spec["containers"] if c["name"] == "prove-gateway")
+    for e in c.get("env", []):
+        n = e["name"]
+        if "value" not in e or n in skip or "CLIENT_" in n:
+            continue
+        v = "127.0.0.1:0" if n in ("PROVE_GATEWAY_LISTEN", "PROVE_GATEWAY_METRICS_LISTEN") else e["value"]
+        print(f"{n}={v}")
+PY
+  grace="$(sed -n 's/^GRACE=//p' "$work/smoke.env")"
+  mapfile -t smoke_env < <(grep -v '^GRACE=' "$work/smoke.env")
+  env -i PATH="$PATH" "${smoke_env[@]}" "$binary" >"$work/smoke.log" 2>&1 &
+  smoke_pid=$!
+  sleep 3
+  if ! kill -0 "$smoke_pid" 2>/dev/null; then
+    wait "$smoke_pid" || true
+    smoke_pid=""
+    cat "$work/smoke.log" >&2
+    fail "the binary exited at once with the env of ci/$name.yaml (a value it cannot parse?)"
+  fi
+  kill -TERM "$smoke_pid"
+  waited=0
+  while kill -0 "$smoke_pid" 2>/dev/null && [ "$waited" -lt "$grace" ]; do sleep 1; waited=$((waited + 1)); done
+  if kill -0 "$smoke_pid" 2>/dev/null; then
+    kill -KILL "$smoke_pid"; smoke_pid=""
+    fail "ci/$name.yaml: the binary did not exit within terminationGracePeriodSeconds=$grace s after SIGTERM"
+  fi
+  rc=0; wait "$smoke_pid" || rc=$?
+  smoke_pid=""
+  step "binary accepts ci/$name.yaml's env (${#smoke_env[@]} variables); after SIGTERM it exited with $rc within ${waited}s (grace ${grace}s)"
+done
 
 # --- 7. the schema and the chart reject bad values -------------------------------------------
 # must_fail "why" "expected message (grep -E)" helm-args...
