@@ -1,0 +1,72 @@
+//! The gRPC side: generated `prove.gateway.v1` types, the two service implementations, request
+//! validation, conversion to and from Prove's JSON, and the one mapping from errors to statuses.
+//!
+//! Handlers here never speak HTTP and never build a `tonic::Status` by hand: they validate
+//! ([`validate`]), convert ([`convert`]), call [`crate::prove::ProveClient`] and hand any error to
+//! [`status`].
+
+pub mod convert;
+pub mod status;
+pub mod unify;
+pub mod validate;
+pub mod verify;
+
+/// Code generated from `proto/prove/gateway/v1/*.proto`.
+pub mod pb {
+    #![allow(missing_docs, clippy::all, clippy::pedantic)]
+    tonic::include_proto!("prove.gateway.v1");
+}
+
+/// The encoded descriptor set of the contract (with its imports), served by reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/prove_gateway_descriptor.bin"));
+
+pub use unify::UnifyApi;
+pub use verify::VerifyApi;
+
+/// The caller's deadline, from the `grpc-timeout` header (gRPC over HTTP/2 spec: up to eight
+/// digits and a unit, H M S m u n). Tonic enforces the deadline itself; the gateway also needs
+/// it up front, to refuse a rate-limit wait or a retry that could not finish in time.
+pub fn call_context<T>(request: &tonic::Request<T>) -> crate::prove::CallContext {
+    let timeout = request
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout);
+    crate::prove::CallContext {
+        deadline: timeout.map(|t| tokio::time::Instant::now() + t),
+    }
+}
+
+fn parse_grpc_timeout(raw: &str) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    if raw.len() < 2 || raw.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = raw.split_at(raw.len() - 1);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_grpc_timeout;
+    use std::time::Duration;
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit() {
+        assert_eq!(parse_grpc_timeout("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_grpc_timeout("5x"), None);
+        assert_eq!(parse_grpc_timeout("123456789m"), None);
+    }
+}

@@ -1,0 +1,404 @@
+//! The one mapping from errors to gRPC statuses (the table in `proto/.../errors.proto`).
+//!
+//! Every status the gateway returns for a failed call is built here, with exactly one
+//! `google.rpc.ErrorInfo` (AIP-193), `RetryInfo` where waiting helps, Prove's own error as a
+//! `prove.gateway.v1.ProveError` when Prove answered, `BadRequest` for invalid fields, and
+//! `RequestInfo` carrying the correlation ID when there is one.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use prost::Message;
+use tonic::{Code, Status};
+use tonic_types::pb;
+
+use super::pb::{ErrorReason, ProveErrorCode};
+use crate::prove::ProveError;
+
+/// `ErrorInfo.domain` of errors the gateway produces itself.
+pub const GATEWAY_DOMAIN: &str = "prove-gateway";
+/// `ErrorInfo.domain` of errors Prove produced.
+pub const PROVE_DOMAIN: &str = "proveapis.com";
+
+/// Retry hint for outages when Prove gave none.
+const DEFAULT_RETRY: Duration = Duration::from_secs(1);
+
+/// One invalid field: its proto name and the rule it broke (never its value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The field, as named in the proto (`phone_number`).
+    pub field: &'static str,
+    /// The rule, for example "required" or "at most 128 characters".
+    pub rule: String,
+}
+
+/// INVALID_ARGUMENT naming every invalid field at once.
+pub fn invalid_argument(violations: &[Violation]) -> Status {
+    let message = format!(
+        "invalid request: {}",
+        violations
+            .iter()
+            .map(|v| format!("{}: {}", v.field, v.rule))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let bad_request = pb::BadRequest {
+        field_violations: violations
+            .iter()
+            .map(|v| pb::bad_request::FieldViolation {
+                field: v.field.to_owned(),
+                description: v.rule.clone(),
+                ..Default::default()
+            })
+            .collect(),
+    };
+    let details = vec![
+        error_info(ErrorReason::InvalidField, GATEWAY_DOMAIN, HashMap::new()),
+        any("google.rpc.BadRequest", &bad_request),
+    ];
+    build(Code::InvalidArgument, message, details)
+}
+
+/// How one kind of error reaches the caller.
+struct Mapping {
+    code: Code,
+    reason: ErrorReason,
+    domain: &'static str,
+    retry: Option<Duration>,
+}
+
+impl Mapping {
+    fn new(code: Code, reason: ErrorReason, domain: &'static str) -> Self {
+        Self {
+            code,
+            reason,
+            domain,
+            retry: None,
+        }
+    }
+
+    fn retry_after(mut self, delay: Duration) -> Self {
+        self.retry = Some(delay);
+        self
+    }
+}
+
+/// The mapping of a documented Prove code; `None` for codes the contract does not list.
+fn by_prove_code(code: i64, retry_after: Option<Duration>) -> Option<Mapping> {
+    use ErrorReason as R;
+    let m = |code, reason| Some(Mapping::new(code, reason, PROVE_DOMAIN));
+    match code {
+        8000 => m(Code::Unavailable, R::ProveInternalError)
+            .map(|m| m.retry_after(retry_after.unwrap_or(DEFAULT_RETRY))),
+        8001 => m(Code::InvalidArgument, R::MalformedRequest),
+        // Our own credentials were refused: the caller cannot fix that, an operator must.
+        8002 => m(Code::Internal, R::UpstreamUnauthorized),
+        8003 => m(Code::FailedPrecondition, R::StepOutOfOrder),
+        8007 => m(Code::NotFound, R::SandboxUserNotFound),
+        8008 => m(Code::FailedPrecondition, R::InvalidCorrelationId),
+        8009 => m(Code::PermissionDenied, R::SandboxAccessDenied),
+        8010 => m(Code::PermissionDenied, R::CountryNotAuthorized),
+        8011 => m(Code::NotFound, R::IdentityNotFound),
+        8018 => m(Code::ResourceExhausted, R::RateLimited)
+            .map(|m| m.retry_after(retry_after.unwrap_or(DEFAULT_RETRY))),
+        8019 => m(Code::FailedPrecondition, R::DeviceRevoked),
+        _ => None,
+    }
+}
+
+/// The mapping of an answer whose code is absent or unlisted, by HTTP status.
+fn by_http_status(status: u16, retry_after: Option<Duration>) -> Mapping {
+    use ErrorReason as R;
+    match status {
+        429 => Mapping::new(Code::ResourceExhausted, R::RateLimited, PROVE_DOMAIN)
+            .retry_after(retry_after.unwrap_or(DEFAULT_RETRY)),
+        500..=599 => Mapping::new(Code::Unavailable, R::ProveInternalError, PROVE_DOMAIN)
+            .retry_after(retry_after.unwrap_or(DEFAULT_RETRY)),
+        400 => Mapping::new(Code::InvalidArgument, R::ProveError, PROVE_DOMAIN),
+        401 => Mapping::new(Code::Internal, R::UpstreamUnauthorized, PROVE_DOMAIN),
+        403 => Mapping::new(Code::PermissionDenied, R::ProveError, PROVE_DOMAIN),
+        404 => Mapping::new(Code::NotFound, R::ProveError, PROVE_DOMAIN),
+        _ => Mapping::new(Code::Unknown, R::ProveError, PROVE_DOMAIN),
+    }
+}
+
+fn mapping(error: &ProveError) -> Mapping {
+    use ErrorReason as R;
+    match error {
+        ProveError::Api {
+            status,
+            code,
+            retry_after,
+            ..
+        } => code
+            .and_then(|c| by_prove_code(c, *retry_after))
+            .unwrap_or_else(|| by_http_status(*status, *retry_after)),
+        ProveError::RateLimited { retry_after } => Mapping::new(
+            Code::ResourceExhausted,
+            R::GatewayRateLimited,
+            GATEWAY_DOMAIN,
+        )
+        .retry_after(*retry_after),
+        ProveError::Overloaded { retry_after } => Mapping::new(
+            Code::ResourceExhausted,
+            R::GatewayOverloaded,
+            GATEWAY_DOMAIN,
+        )
+        .retry_after(*retry_after),
+        ProveError::Timeout { .. } => {
+            Mapping::new(Code::DeadlineExceeded, R::UpstreamTimeout, GATEWAY_DOMAIN)
+        }
+        ProveError::Unavailable(_) => {
+            Mapping::new(Code::Unavailable, R::UpstreamUnavailable, GATEWAY_DOMAIN)
+                .retry_after(DEFAULT_RETRY)
+        }
+        // The request may have been acted on: no retry hint, the caller should check first.
+        ProveError::ConnectionLost(_) => {
+            Mapping::new(Code::Unavailable, R::UpstreamUnavailable, GATEWAY_DOMAIN)
+        }
+        ProveError::BadResponse(_) => {
+            Mapping::new(Code::Internal, R::UpstreamBadResponse, GATEWAY_DOMAIN)
+        }
+    }
+}
+
+/// The status for a failed Prove call. `correlation_id` is the session, when known.
+pub fn from_prove(error: &ProveError, correlation_id: Option<&str>) -> Status {
+    let mapping = mapping(error);
+    let mut metadata = HashMap::new();
+    if let Some(code) = error.prove_code() {
+        metadata.insert("proveCode".to_owned(), code.to_string());
+    }
+    if let Some(status) = error.http_status() {
+        metadata.insert("httpStatus".to_owned(), status.to_string());
+    }
+    if let Some(id) = correlation_id.filter(|id| !id.is_empty()) {
+        metadata.insert("correlationId".to_owned(), id.to_owned());
+    }
+    let mut details = vec![error_info(mapping.reason, mapping.domain, metadata)];
+    if let Some(delay) = mapping.retry {
+        let retry = pb::RetryInfo {
+            retry_delay: Some(prost_types::Duration {
+                seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
+                nanos: i32::try_from(delay.subsec_nanos()).unwrap_or(0),
+            }),
+        };
+        details.push(any("google.rpc.RetryInfo", &retry));
+    }
+    if let ProveError::Api {
+        status,
+        code,
+        message,
+        ..
+    } = error
+    {
+        let prove = super::pb::ProveError {
+            code: code
+                .and_then(|c| i32::try_from(c).ok())
+                .and_then(|c| ProveErrorCode::try_from(c).ok())
+                .unwrap_or(ProveErrorCode::Unspecified) as i32,
+            raw_code: code.unwrap_or(0),
+            message: message.clone(),
+            http_status: i32::from(*status),
+            correlation_id: correlation_id.unwrap_or_default().to_owned(),
+        };
+        details.push(any("prove.gateway.v1.ProveError", &prove));
+    }
+    if let Some(id) = correlation_id.filter(|id| !id.is_empty()) {
+        let info = pb::RequestInfo {
+            request_id: id.to_owned(),
+            serving_data: String::new(),
+        };
+        details.push(any("google.rpc.RequestInfo", &info));
+    }
+    build(mapping.code, error.to_string(), details)
+}
+
+/// The `ErrorInfo.reason` of `reason`: its proto name without the `ERROR_REASON_` prefix,
+/// derived from the generated enum so the contract and the code cannot drift apart.
+pub fn reason_str(reason: ErrorReason) -> &'static str {
+    let name = reason.as_str_name();
+    name.strip_prefix("ERROR_REASON_").unwrap_or(name)
+}
+
+fn error_info(
+    reason: ErrorReason,
+    domain: &str,
+    metadata: HashMap<String, String>,
+) -> prost_types::Any {
+    let info = pb::ErrorInfo {
+        reason: reason_str(reason).to_owned(),
+        domain: domain.to_owned(),
+        metadata,
+    };
+    any("google.rpc.ErrorInfo", &info)
+}
+
+fn any(type_name: &str, message: &impl Message) -> prost_types::Any {
+    prost_types::Any {
+        type_url: format!("type.googleapis.com/{type_name}"),
+        value: message.encode_to_vec(),
+    }
+}
+
+fn build(code: Code, message: String, details: Vec<prost_types::Any>) -> Status {
+    let status = pb::Status {
+        code: code as i32,
+        message: message.clone(),
+        details,
+    };
+    Status::with_details(code, message, status.encode_to_vec().into())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tonic_types::StatusExt;
+
+    fn api(status: u16, code: Option<i64>) -> ProveError {
+        ProveError::Api {
+            status,
+            code,
+            message: "m".into(),
+            retry_after: None,
+        }
+    }
+
+    fn reason_of(status: &Status) -> (String, String) {
+        let info = status.get_details_error_info().unwrap();
+        (info.reason, info.domain)
+    }
+
+    #[test]
+    fn every_documented_prove_code_maps_as_the_contract_says() {
+        let table = [
+            (500, 8000, Code::Unavailable, "PROVE_INTERNAL_ERROR"),
+            (400, 8001, Code::InvalidArgument, "MALFORMED_REQUEST"),
+            (401, 8002, Code::Internal, "UPSTREAM_UNAUTHORIZED"),
+            (403, 8003, Code::FailedPrecondition, "STEP_OUT_OF_ORDER"),
+            (400, 8007, Code::NotFound, "SANDBOX_USER_NOT_FOUND"),
+            (
+                403,
+                8008,
+                Code::FailedPrecondition,
+                "INVALID_CORRELATION_ID",
+            ),
+            (403, 8009, Code::PermissionDenied, "SANDBOX_ACCESS_DENIED"),
+            (403, 8010, Code::PermissionDenied, "COUNTRY_NOT_AUTHORIZED"),
+            (404, 8011, Code::NotFound, "IDENTITY_NOT_FOUND"),
+            (429, 8018, Code::ResourceExhausted, "RATE_LIMITED"),
+            (403, 8019, Code::FailedPrecondition, "DEVICE_REVOKED"),
+        ];
+        for (http, code, grpc, reason) in table {
+            let status = from_prove(&api(http, Some(code)), Some("c0ffee"));
+            assert_eq!(status.code(), grpc, "{code}");
+            let info = status.get_details_error_info().unwrap();
+            assert_eq!(info.reason, reason, "{code}");
+            assert_eq!(info.domain, PROVE_DOMAIN);
+            assert_eq!(info.metadata["proveCode"], code.to_string());
+            assert_eq!(info.metadata["httpStatus"], http.to_string());
+            assert_eq!(info.metadata["correlationId"], "c0ffee");
+            assert_eq!(
+                status.get_details_request_info().unwrap().request_id,
+                "c0ffee"
+            );
+        }
+    }
+
+    #[test]
+    fn rate_limits_carry_retry_info_from_retry_after() {
+        let error = ProveError::Api {
+            status: 429,
+            code: Some(8018),
+            message: "slow down".into(),
+            retry_after: Some(Duration::from_secs(2)),
+        };
+        let status = from_prove(&error, None);
+        let retry = status.get_details_retry_info().unwrap();
+        assert_eq!(retry.retry_delay, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn an_unknown_code_passes_through_and_maps_by_http_status() {
+        let status = from_prove(&api(403, Some(8099)), None);
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert_eq!(reason_of(&status).0, "PROVE_ERROR");
+        let details = tonic_types::pb::Status::decode(status.details()).unwrap();
+        let prove = details
+            .details
+            .iter()
+            .find(|d| d.type_url.ends_with("prove.gateway.v1.ProveError"))
+            .unwrap();
+        let prove = crate::grpc::pb::ProveError::decode(prove.value.as_slice()).unwrap();
+        assert_eq!(prove.raw_code, 8099);
+        assert_eq!(prove.code, ProveErrorCode::Unspecified as i32);
+        assert_eq!(prove.http_status, 403);
+    }
+
+    #[test]
+    fn gateway_errors_use_the_gateway_domain() {
+        let cases = [
+            (
+                ProveError::RateLimited {
+                    retry_after: Duration::from_millis(300),
+                },
+                Code::ResourceExhausted,
+                "GATEWAY_RATE_LIMITED",
+            ),
+            (
+                ProveError::Overloaded {
+                    retry_after: Duration::from_millis(300),
+                },
+                Code::ResourceExhausted,
+                "GATEWAY_OVERLOADED",
+            ),
+            (
+                ProveError::Timeout { sent: true },
+                Code::DeadlineExceeded,
+                "UPSTREAM_TIMEOUT",
+            ),
+            (
+                ProveError::Unavailable("refused".into()),
+                Code::Unavailable,
+                "UPSTREAM_UNAVAILABLE",
+            ),
+            (
+                ProveError::BadResponse("x".into()),
+                Code::Internal,
+                "UPSTREAM_BAD_RESPONSE",
+            ),
+        ];
+        for (error, code, reason) in cases {
+            let status = from_prove(&error, None);
+            assert_eq!(status.code(), code);
+            assert_eq!(
+                reason_of(&status),
+                (reason.to_owned(), GATEWAY_DOMAIN.to_owned())
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_arguments_name_every_field() {
+        let status = invalid_argument(&[
+            Violation {
+                field: "phone_number",
+                rule: "required".into(),
+            },
+            Violation {
+                field: "final_target_url",
+                rule: "at most 128 characters".into(),
+            },
+        ]);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad = status.get_details_bad_request().unwrap();
+        let fields: Vec<_> = bad
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
+        assert_eq!(fields, ["phone_number", "final_target_url"]);
+        assert_eq!(reason_of(&status).0, "INVALID_FIELD");
+    }
+}

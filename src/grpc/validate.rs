@@ -1,0 +1,369 @@
+//! Request checks made before any call to Prove. Each check collects every violation, so the
+//! caller learns about all invalid fields at once; descriptions name the rule, never the value
+//! (which may be personal data).
+
+use std::sync::LazyLock;
+
+use regex_lite::Regex;
+use serde::Serialize;
+
+use super::pb::{self, PossessionType};
+use super::status::Violation;
+use crate::prove::MAX_BODY_BYTES;
+
+/// Prove's correlation IDs: lower-case UUIDs.
+static CORRELATION_ID: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$").ok()
+});
+
+/// Characters Prove allows in `finalTargetUrl`: letters, digits and `-._+=/:?`.
+fn url_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._+=/:?".contains(c)
+}
+
+/// Longest client-chosen ID the gateway forwards.
+const MAX_ID_CHARS: usize = 128;
+/// Longest phone number the gateway forwards (E.164 has at most 15 digits; room for local forms).
+const MAX_PHONE_CHARS: usize = 32;
+
+/// Collects the violations of one request.
+#[derive(Default)]
+struct Check(Vec<Violation>);
+
+impl Check {
+    fn fail(&mut self, field: &'static str, rule: impl Into<String>) {
+        self.0.push(Violation {
+            field,
+            rule: rule.into(),
+        });
+    }
+
+    fn required(&mut self, field: &'static str, value: &str) -> bool {
+        if value.trim().is_empty() {
+            self.fail(field, "required");
+            return false;
+        }
+        true
+    }
+
+    fn max_chars(&mut self, field: &'static str, value: &str, max: usize) -> bool {
+        if value.chars().count() > max {
+            self.fail(field, format!("at most {max} characters"));
+            return false;
+        }
+        true
+    }
+
+    fn possession_type(&mut self, value: i32) -> Option<PossessionType> {
+        match PossessionType::try_from(value) {
+            Ok(PossessionType::Unspecified) => {
+                self.fail(
+                    "possession_type",
+                    "required: MOBILE, DESKTOP or CUSTOMER_SUPPLIED",
+                );
+                None
+            }
+            Ok(kind) => Some(kind),
+            Err(_) => {
+                self.fail(
+                    "possession_type",
+                    "must be MOBILE, DESKTOP or CUSTOMER_SUPPLIED",
+                );
+                None
+            }
+        }
+    }
+
+    fn phone_number(&mut self, field: &'static str, value: &str) {
+        if !self.max_chars(field, value, MAX_PHONE_CHARS) {
+            return;
+        }
+        let digits = value.strip_prefix('+').unwrap_or(value);
+        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+            self.fail(field, "digits with an optional leading +");
+        }
+    }
+
+    fn correlation_id(&mut self, value: &str) {
+        if !self.required("correlation_id", value) {
+            return;
+        }
+        let valid = CORRELATION_ID
+            .as_ref()
+            .is_some_and(|pattern| pattern.is_match(value));
+        if !valid {
+            self.fail(
+                "correlation_id",
+                "must be a lower-case UUID (8-4-4-4-12 hexadecimal digits)",
+            );
+        }
+    }
+
+    /// `final_target_url`: required for desktop, at most 128 of Prove's URL characters.
+    fn final_target_url(&mut self, value: &str, possession: Option<PossessionType>) {
+        if possession == Some(PossessionType::Desktop) && value.is_empty() {
+            self.fail(
+                "final_target_url",
+                "required when possession_type is DESKTOP",
+            );
+            return;
+        }
+        if self.max_chars("final_target_url", value, 128) && !value.chars().all(url_char) {
+            self.fail(
+                "final_target_url",
+                "only letters, digits and -._+=/:? are allowed",
+            );
+        }
+    }
+
+    fn email_address(&mut self, value: &str) {
+        if !value.is_empty() && self.max_chars("email_address", value, 254) && !value.contains('@')
+        {
+            self.fail("email_address", "must be an e-mail address");
+        }
+    }
+
+    fn ip_address(&mut self, value: &str) {
+        if self.max_chars("ip_address", value, 64)
+            && !value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == ':')
+        {
+            self.fail("ip_address", "only letters, digits, . and : are allowed");
+        }
+    }
+
+    fn ids(&mut self, ids: &[(&'static str, &str)]) {
+        for (field, value) in ids {
+            self.max_chars(field, value, MAX_ID_CHARS);
+        }
+    }
+
+    /// The JSON that would be sent must fit Prove's 4 KB limit. Checked last, and only when
+    /// every field is valid, so the message points at the real problem first.
+    fn body_size(&mut self, body: &impl Serialize) {
+        if !self.0.is_empty() {
+            return;
+        }
+        let size = serde_json::to_vec(body).map_or(usize::MAX, |b| b.len());
+        if size > MAX_BODY_BYTES {
+            self.fail(
+                "request",
+                format!("the JSON sent to Prove would be {size} bytes; Prove accepts at most {MAX_BODY_BYTES}"),
+            );
+        }
+    }
+
+    fn finish(self) -> Result<(), Vec<Violation>> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(self.0)
+        }
+    }
+}
+
+/// Checks a Unify request; `body` is the JSON that would go to Prove.
+pub fn unify(request: &pb::UnifyRequest, body: &impl Serialize) -> Result<(), Vec<Violation>> {
+    let mut check = Check::default();
+    let possession = check.possession_type(request.possession_type);
+    if request.prove_id.is_empty() {
+        if check.required("phone_number", &request.phone_number) {
+            check.phone_number("phone_number", &request.phone_number);
+        }
+    } else if !request.phone_number.is_empty() {
+        check.phone_number("phone_number", &request.phone_number);
+    }
+    check.final_target_url(&request.final_target_url, possession);
+    check.max_chars("sms_message", &request.sms_message, 160);
+    check.email_address(&request.email_address);
+    check.ip_address(&request.ip_address);
+    check.ids(&[
+        ("client_customer_id", &request.client_customer_id),
+        ("client_request_id", &request.client_request_id),
+        ("client_human_id", &request.client_human_id),
+        ("device_id", &request.device_id),
+        ("prove_id", &request.prove_id),
+    ]);
+    check.body_size(body);
+    check.finish()
+}
+
+/// Checks a UnifyStatus request.
+pub fn unify_status(request: &pb::UnifyStatusRequest) -> Result<(), Vec<Violation>> {
+    let mut check = Check::default();
+    check.correlation_id(&request.correlation_id);
+    check.ids(&[("client_request_id", &request.client_request_id)]);
+    check.finish()
+}
+
+/// Checks a UnifyBind request.
+pub fn unify_bind(request: &pb::UnifyBindRequest) -> Result<(), Vec<Violation>> {
+    let mut check = Check::default();
+    check.correlation_id(&request.correlation_id);
+    if check.required("phone_number", &request.phone_number) {
+        check.phone_number("phone_number", &request.phone_number);
+    }
+    check.ids(&[("client_request_id", &request.client_request_id)]);
+    check.finish()
+}
+
+/// Checks a Verify request; `body` is the JSON that would go to Prove.
+pub fn verify(request: &pb::VerifyRequest, body: &impl Serialize) -> Result<(), Vec<Violation>> {
+    let mut check = Check::default();
+    let possession = check.possession_type(request.possession_type);
+    if check.required("phone_number", &request.phone_number) {
+        check.phone_number("phone_number", &request.phone_number);
+    }
+    if check.required("first_name", &request.first_name) {
+        check.max_chars("first_name", &request.first_name, 128);
+    }
+    if check.required("last_name", &request.last_name) {
+        check.max_chars("last_name", &request.last_name, 128);
+    }
+    check.final_target_url(&request.final_target_url, possession);
+    check.max_chars("sms_message", &request.sms_message, 160);
+    check.email_address(&request.email_address);
+    check.ids(&[
+        ("client_customer_id", &request.client_customer_id),
+        ("client_request_id", &request.client_request_id),
+    ]);
+    check.body_size(body);
+    check.finish()
+}
+
+/// Checks a VerifyStatus request.
+pub fn verify_status(request: &pb::VerifyStatusRequest) -> Result<(), Vec<Violation>> {
+    let mut check = Check::default();
+    check.correlation_id(&request.correlation_id);
+    check.ids(&[("client_request_id", &request.client_request_id)]);
+    check.finish()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn fields(result: Result<(), Vec<Violation>>) -> Vec<&'static str> {
+        result
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(|v| v.field)
+            .collect()
+    }
+
+    fn unify_request() -> pb::UnifyRequest {
+        pb::UnifyRequest {
+            possession_type: PossessionType::Mobile as i32,
+            phone_number: "2001004014".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_complete_unify_request_passes() {
+        assert!(unify(&unify_request(), &"{}").is_ok());
+    }
+
+    #[test]
+    fn every_missing_field_is_reported_at_once() {
+        let request = pb::UnifyRequest::default();
+        assert_eq!(
+            fields(unify(&request, &"{}")),
+            ["possession_type", "phone_number"]
+        );
+        let request = pb::VerifyRequest {
+            possession_type: PossessionType::Desktop as i32,
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(verify(&request, &"{}")),
+            [
+                "phone_number",
+                "first_name",
+                "last_name",
+                "final_target_url"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_desktop_flow_needs_a_short_final_target_url() {
+        let mut request = unify_request();
+        request.possession_type = PossessionType::Desktop as i32;
+        assert_eq!(fields(unify(&request, &"{}")), ["final_target_url"]);
+        request.final_target_url = format!("https://example.com/{}", "a".repeat(109));
+        assert_eq!(request.final_target_url.len(), 129);
+        assert_eq!(fields(unify(&request, &"{}")), ["final_target_url"]);
+        request.final_target_url.pop();
+        assert!(unify(&request, &"{}").is_ok());
+        request.final_target_url = "https://example.com/a b".into();
+        assert_eq!(fields(unify(&request, &"{}")), ["final_target_url"]);
+    }
+
+    #[test]
+    fn sms_messages_are_limited_to_160_characters_not_bytes() {
+        let mut request = unify_request();
+        request.sms_message = "é".repeat(160);
+        assert!(unify(&request, &"{}").is_ok());
+        request.sms_message.push('x');
+        assert_eq!(fields(unify(&request, &"{}")), ["sms_message"]);
+    }
+
+    #[test]
+    fn unknown_possession_values_are_rejected() {
+        let mut request = unify_request();
+        request.possession_type = 42;
+        assert_eq!(fields(unify(&request, &"{}")), ["possession_type"]);
+    }
+
+    #[test]
+    fn correlation_ids_must_be_lower_case_uuids() {
+        let ok = pb::UnifyStatusRequest {
+            correlation_id: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
+            ..Default::default()
+        };
+        assert!(unify_status(&ok).is_ok());
+        for bad in ["", "0F8FAD5B-D9CB-469F-A165-70867728950E", "not-a-uuid"] {
+            let request = pb::UnifyStatusRequest {
+                correlation_id: bad.into(),
+                ..Default::default()
+            };
+            assert_eq!(fields(unify_status(&request)), ["correlation_id"], "{bad}");
+        }
+    }
+
+    #[test]
+    fn phone_numbers_are_digits_with_an_optional_plus() {
+        let mut request = unify_request();
+        for good in ["2001004014", "+2001004025"] {
+            request.phone_number = good.into();
+            assert!(unify(&request, &"{}").is_ok());
+        }
+        for bad in ["200-100-4014", "+", "abc"] {
+            request.phone_number = bad.into();
+            assert_eq!(fields(unify(&request, &"{}")), ["phone_number"]);
+        }
+    }
+
+    #[test]
+    fn violations_never_quote_the_value() {
+        let request = pb::UnifyBindRequest {
+            correlation_id: "x".into(),
+            phone_number: "555-SECRET".into(),
+            ..Default::default()
+        };
+        let violations = unify_bind(&request).unwrap_err();
+        for v in violations {
+            assert!(!v.rule.contains("SECRET"));
+        }
+    }
+
+    #[test]
+    fn a_body_over_4_kb_is_rejected() {
+        let big = "x".repeat(MAX_BODY_BYTES);
+        assert_eq!(fields(unify(&unify_request(), &big)), ["request"]);
+    }
+}

@@ -1,0 +1,180 @@
+//! The Prove client: one method per endpoint, all over one outbound stack.
+//!
+//! Each call gets a token for its product (Unify and Verify are separate Prove projects with
+//! separate credentials), sends its JSON body through [`crate::resilience`], and decodes the
+//! answer. A 401 means the token went stale early: the call drops it, fetches a new one and
+//! tries once more.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::time::Instant;
+use tower::ServiceExt;
+
+use super::auth::TokenSource;
+use super::error::ProveError;
+use super::models::{
+    ErrorBody, UnifyBindRequest, UnifyRequest, UnifyResponse, UnifyStatusRequest,
+    UnifyStatusResponse, VerifyRequest, VerifyResponse, VerifyStatusRequest, VerifyStatusResponse,
+};
+use crate::config::Credentials;
+use crate::resilience::{Body, Endpoint, Outbound, OutboundRequest, OutboundResponse, retry_after};
+
+/// Prove's limit on a request body (error 8001 above it).
+pub const MAX_BODY_BYTES: usize = 4096;
+
+/// Which Prove product project a call belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Product {
+    /// Unified Authentication.
+    Unify,
+    /// Verified Users.
+    Verify,
+}
+
+/// What a call knows about its caller.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallContext {
+    /// The caller's deadline (from `grpc-timeout`).
+    pub deadline: Option<Instant>,
+}
+
+/// The client for Prove's Unify and Verify endpoints.
+#[derive(Clone)]
+pub struct ProveClient {
+    outbound: Outbound,
+    unify: Arc<TokenSource>,
+    verify: Arc<TokenSource>,
+}
+
+impl ProveClient {
+    /// A client sending through `outbound` with one credential pair per product.
+    pub fn new(outbound: Outbound, unify: Credentials, verify: Credentials) -> Self {
+        Self {
+            unify: Arc::new(TokenSource::new(unify, outbound.clone())),
+            verify: Arc::new(TokenSource::new(verify, outbound.clone())),
+            outbound,
+        }
+    }
+
+    /// `POST /v3/unify`.
+    pub async fn unify(
+        &self,
+        body: &UnifyRequest,
+        cx: CallContext,
+    ) -> Result<UnifyResponse, ProveError> {
+        self.call(Product::Unify, Endpoint::Unify, body, cx).await
+    }
+
+    /// `POST /v3/unify-status`.
+    pub async fn unify_status(
+        &self,
+        body: &UnifyStatusRequest,
+        cx: CallContext,
+    ) -> Result<UnifyStatusResponse, ProveError> {
+        self.call(Product::Unify, Endpoint::UnifyStatus, body, cx)
+            .await
+    }
+
+    /// `POST /v3/unify-bind` (answers like unify-status).
+    pub async fn unify_bind(
+        &self,
+        body: &UnifyBindRequest,
+        cx: CallContext,
+    ) -> Result<UnifyStatusResponse, ProveError> {
+        self.call(Product::Unify, Endpoint::UnifyBind, body, cx)
+            .await
+    }
+
+    /// `POST /v3/verify`.
+    pub async fn verify(
+        &self,
+        body: &VerifyRequest,
+        cx: CallContext,
+    ) -> Result<VerifyResponse, ProveError> {
+        self.call(Product::Verify, Endpoint::Verify, body, cx).await
+    }
+
+    /// `POST /v3/verify-status`.
+    pub async fn verify_status(
+        &self,
+        body: &VerifyStatusRequest,
+        cx: CallContext,
+    ) -> Result<VerifyStatusResponse, ProveError> {
+        self.call(Product::Verify, Endpoint::VerifyStatus, body, cx)
+            .await
+    }
+
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        product: Product,
+        endpoint: Endpoint,
+        body: &Req,
+        cx: CallContext,
+    ) -> Result<Resp, ProveError> {
+        let tokens = match product {
+            Product::Unify => &self.unify,
+            Product::Verify => &self.verify,
+        };
+        let body = bytes::Bytes::from(encode(body)?);
+        let client_id: Arc<str> = tokens.client_id().into();
+        let mut refreshed = false;
+        loop {
+            let token = tokens.token(cx.deadline).await?;
+            let request = OutboundRequest {
+                endpoint,
+                body: Body::Json(body.clone()),
+                bearer: Some(token.clone()),
+                client_id: client_id.clone(),
+                deadline: cx.deadline,
+                attempt: 1,
+            };
+            let response = self.outbound.clone().oneshot(request).await?;
+            if response.status == 401 && !refreshed {
+                // Prove may revoke a token before its announced expiry; one fresh token and one
+                // more try, then the 401 stands.
+                tokens.invalidate(&token);
+                refreshed = true;
+                continue;
+            }
+            return decode(endpoint, response);
+        }
+    }
+}
+
+/// Encodes a request body as Prove's JSON.
+pub fn encode<Req: Serialize>(body: &Req) -> Result<Vec<u8>, ProveError> {
+    serde_json::to_vec(body).map_err(|e| ProveError::BadResponse(format!("cannot encode: {e}")))
+}
+
+/// Turns Prove's answer into the expected body or a [`ProveError`].
+pub(crate) fn decode<Resp: DeserializeOwned>(
+    endpoint: Endpoint,
+    response: OutboundResponse,
+) -> Result<Resp, ProveError> {
+    if (200..300).contains(&response.status) {
+        return serde_json::from_slice(&response.body).map_err(|e| {
+            // serde's data errors can quote values (personal data): keep only where it broke.
+            ProveError::BadResponse(format!(
+                "answer of {} is not the documented JSON ({:?} error at line {} column {})",
+                endpoint.path(),
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        });
+    }
+    let body: Option<ErrorBody> = serde_json::from_slice(&response.body).ok();
+    let (code, message) = match body {
+        Some(ErrorBody { code, message }) => (code, message),
+        None => (None, None),
+    };
+    Err(ProveError::Api {
+        status: response.status,
+        code,
+        message: message
+            .unwrap_or_else(|| format!("HTTP {} without an error body", response.status)),
+        retry_after: retry_after(&response.headers),
+    })
+}

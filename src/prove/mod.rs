@@ -1,0 +1,11 @@
+//! The HTTP side: Prove's JSON models, OAuth tokens, the client and its typed error.
+//!
+//! Nothing here knows gRPC; `crate::grpc` converts to and from these types.
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod models;
+
+pub use client::{CallContext, MAX_BODY_BYTES, Product, ProveClient};
+pub use error::ProveError;

@@ -1,0 +1,161 @@
+//! The bottom of the outbound stack: sends one attempt with the pooled reqwest client.
+//!
+//! The client is built once ([`build_client`]) and shared by every RPC, so connections to Prove
+//! are kept alive and reused. Any HTTP answer is a success here; only a failure to get an answer
+//! is an error, and it records whether the request may have reached Prove.
+
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use tracing::Instrument;
+
+use super::{Body, OutboundRequest, OutboundResponse};
+use crate::prove::ProveError;
+
+/// Builds the one HTTP client of the process: rustls, keep-alive, connect timeout.
+pub fn build_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_keepalive(Duration::from_secs(30))
+        .user_agent(concat!("prove-gateway/", env!("CARGO_PKG_VERSION")))
+        // Redirects would replay a POST with a bearer token to another host: never follow them.
+        .redirect(reqwest::redirect::Policy::none())
+        // reqwest's default retry policy only replays requests the server refused at the
+        // protocol level (HTTP/2 REFUSED_STREAM), which never reached Prove's application: safe
+        // under our own retry layer, which handles everything else.
+        .build()
+}
+
+/// Sends an [`OutboundRequest`] to Prove.
+#[derive(Clone)]
+pub struct HttpSend {
+    client: reqwest::Client,
+    base_url: url::Url,
+}
+
+impl HttpSend {
+    /// A sender for `base_url` (Prove's host, without `/v3`).
+    pub fn new(client: reqwest::Client, base_url: url::Url) -> Self {
+        Self { client, base_url }
+    }
+}
+
+impl tower::Service<OutboundRequest> for HttpSend {
+    type Response = OutboundResponse;
+    type Error = ProveError;
+    type Future = BoxFuture<'static, Result<OutboundResponse, ProveError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProveError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: OutboundRequest) -> Self::Future {
+        let client = self.client.clone();
+        let url = self.base_url.join(request.endpoint.path());
+        let endpoint = request.endpoint;
+        let span = crate::telemetry::attempt_span(endpoint, request.attempt);
+        let attempt_span = span.clone();
+        let started = tokio::time::Instant::now();
+        let attempt = async move {
+            let url = url.map_err(|e| ProveError::Unavailable(format!("bad Prove URL: {e}")))?;
+            let (content_type, bytes) = match request.body {
+                Body::Json(bytes) => ("application/json", bytes),
+                Body::Form(bytes) => ("application/x-www-form-urlencoded", bytes),
+            };
+            let mut builder = client
+                .post(url)
+                .header(CONTENT_TYPE, content_type)
+                .header(ACCEPT, "application/json")
+                .body(bytes);
+            if let Some(token) = &request.bearer {
+                let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|_| ProveError::BadResponse("token is not a valid header".into()))?;
+                value.set_sensitive(true);
+                builder = builder.header(AUTHORIZATION, value);
+            }
+            let mut http_request = builder
+                .build()
+                .map_err(|e| ProveError::Unavailable(e.to_string()))?;
+            crate::telemetry::inject_trace_context(http_request.headers_mut());
+            let response = client
+                .execute(http_request)
+                .await
+                .map_err(transport_error)?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = response.bytes().await.map_err(transport_error)?;
+            Ok(OutboundResponse {
+                status,
+                headers,
+                body,
+            })
+        };
+        Box::pin(
+            async move {
+                let result = attempt.await;
+                let status = result.as_ref().ok().map(|r| r.status);
+                if let Ok(response) = &result {
+                    record_answered_correlation_id(&attempt_span, response);
+                }
+                crate::telemetry::attempt_finished(
+                    &attempt_span,
+                    endpoint,
+                    status,
+                    started.elapsed(),
+                );
+                result
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// Unify and Verify answers carry the new session's correlation ID: put it on the attempt span.
+fn record_answered_correlation_id(span: &tracing::Span, response: &OutboundResponse) {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(rename = "correlationId")]
+        correlation_id: Option<String>,
+    }
+    if !(200..300).contains(&response.status) {
+        return;
+    }
+    if let Ok(Answer {
+        correlation_id: Some(id),
+    }) = serde_json::from_slice(&response.body)
+    {
+        span.record("prove.correlation_id", id.as_str());
+    }
+}
+
+/// Classifies a reqwest failure. A connect error means Prove never saw the request, so it is
+/// safe to retry; anything later leaves the outcome unknown.
+fn transport_error(error: reqwest::Error) -> ProveError {
+    if error.is_connect() {
+        ProveError::Unavailable(without_url(&error))
+    } else if error.is_timeout() {
+        ProveError::Timeout { sent: true }
+    } else {
+        ProveError::ConnectionLost(without_url(&error))
+    }
+}
+
+/// reqwest's messages include the URL; keep only the cause chain.
+fn without_url(error: &reqwest::Error) -> String {
+    let mut text = String::new();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if text.is_empty() {
+        text = "connection failed".into();
+    }
+    text
+}

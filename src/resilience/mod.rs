@@ -1,0 +1,129 @@
+//! The outbound path to Prove, as tower layers composed in one place ([`outbound_stack`]).
+//!
+//! Read the stack top to bottom; each request goes down it and its answer comes back up:
+//!
+//! 1. [`retry`]: outermost, so that every attempt goes through everything below it again:
+//!    a retry takes a fresh rate-limit permit and gets its own attempt timeout.
+//! 2. [`rate_limit`]: waits for a permit (or refuses at once when the wait would pass the
+//!    caller's deadline) and learns from Prove's answers: a 429 or `X-RateLimit-Remaining: 0`
+//!    stops all sending until Prove's reset.
+//! 3. [`timeout`]: bounds one attempt by the attempt timeout and by the caller's deadline.
+//! 4. [`http`]: the pooled reqwest client that actually sends.
+//!
+//! Everything below the retry layer sees one attempt; nothing but the retry layer decides to
+//! send a request twice.
+
+pub mod http;
+pub mod rate_limit;
+pub mod retry;
+pub mod timeout;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HttpSend;
+use tokio::time::Instant;
+use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
+
+use crate::config::OutboundSettings;
+use crate::prove::ProveError;
+pub use rate_limit::{LocalRateLimiter, RateLimiter, retry_after};
+
+/// The Prove endpoints the gateway calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST /token` (no `/v3` prefix).
+    Token,
+    /// `POST /v3/unify`.
+    Unify,
+    /// `POST /v3/unify-status`.
+    UnifyStatus,
+    /// `POST /v3/unify-bind`.
+    UnifyBind,
+    /// `POST /v3/verify`.
+    Verify,
+    /// `POST /v3/verify-status`.
+    VerifyStatus,
+}
+
+impl Endpoint {
+    /// The path on Prove's host; also the low-cardinality label of metrics and spans.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::Token => "/token",
+            Self::Unify => "/v3/unify",
+            Self::UnifyStatus => "/v3/unify-status",
+            Self::UnifyBind => "/v3/unify-bind",
+            Self::Verify => "/v3/verify",
+            Self::VerifyStatus => "/v3/verify-status",
+        }
+    }
+}
+
+/// The body of an outbound request, already encoded so retries replay the same bytes.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// `application/json`.
+    Json(Bytes),
+    /// `application/x-www-form-urlencoded` (the token request).
+    Form(Bytes),
+}
+
+/// One request to Prove; cheap to clone so that the retry layer can replay it.
+#[derive(Clone)]
+pub struct OutboundRequest {
+    /// Which endpoint.
+    pub endpoint: Endpoint,
+    /// The encoded body.
+    pub body: Body,
+    /// The bearer token, for `/v3` calls.
+    pub bearer: Option<Arc<str>>,
+    /// The OAuth client ID the call is made for: Prove limits the rate per client, so the
+    /// limiter keys its permits by it.
+    pub client_id: Arc<str>,
+    /// When the caller stops waiting (from `grpc-timeout`); `None` means no deadline.
+    pub deadline: Option<Instant>,
+    /// Which attempt this is, starting at 1; the retry layer counts it up.
+    pub attempt: u32,
+}
+
+impl std::fmt::Debug for OutboundRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Bodies hold personal data and bearers are secrets: neither is printed.
+        f.debug_struct("OutboundRequest")
+            .field("endpoint", &self.endpoint)
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Prove's answer to one request, whatever its HTTP status: deciding what a status means is the
+/// retry policy's and the client's job.
+#[derive(Debug, Clone)]
+pub struct OutboundResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers (rate-limit headers among them).
+    pub headers: ::http::HeaderMap,
+    /// The body.
+    pub body: Bytes,
+}
+
+/// The composed outbound service.
+pub type Outbound = BoxCloneSyncService<OutboundRequest, OutboundResponse, ProveError>;
+
+/// Builds the outbound stack over `client` (see the module docs for the order and its reasons).
+pub fn outbound_stack(
+    client: reqwest::Client,
+    base_url: url::Url,
+    limiter: Arc<dyn RateLimiter>,
+    settings: &OutboundSettings,
+) -> Outbound {
+    let service = ServiceBuilder::new()
+        .layer(retry::RetryLayer::new(settings))
+        .layer(rate_limit::RateLimitLayer::new(limiter))
+        .layer(timeout::AttemptTimeoutLayer::new(settings.request_timeout))
+        .service(HttpSend::new(client, base_url));
+    BoxCloneSyncService::new(service)
+}

@@ -1,0 +1,273 @@
+//! Retries what is safe and useful to retry, and nothing else.
+//!
+//! Retried: HTTP 429, 500, 502, 503 and 504 (Prove's documented transient answers), and
+//! connections that failed before the request was sent. Never retried: any other answer
+//! (a 200, or a 4xx such as the 403 Prove gives a replayed step), and a request whose outcome is
+//! unknown (an attempt that timed out or lost its connection after sending). Prove's steps are
+//! not idempotent: a status call that succeeded once answers 403 when repeated, so replaying a
+//! request that may have arrived could turn a success into an error. Those errors go back to the
+//! caller as DEADLINE_EXCEEDED or UNAVAILABLE, and the caller can ask the status RPC.
+//!
+//! The wait before attempt n+1 is "full jitter" (a uniform draw from zero to
+//! `base * 2^(n-1)`, capped), never shorter than Prove's `Retry-After`, and a retry whose wait
+//! would end after the caller's deadline is not made. A shared retry budget (Finagle's, via
+//! tower's `TpsBudget`) caps retries at a fraction of recent requests, so an outage does not
+//! multiply the load on Prove.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rand::Rng;
+use tokio::time::Instant;
+use tower::retry::budget::{Budget, TpsBudget};
+
+use super::rate_limit::retry_after;
+use super::{OutboundRequest, OutboundResponse};
+use crate::config::OutboundSettings;
+use crate::prove::ProveError;
+
+/// Retries may add this fraction of the requests of the last ten seconds...
+const BUDGET_RATIO: f32 = 0.2;
+/// ...plus this many per second, so a quiet gateway can still retry its first failures.
+const BUDGET_MIN_PER_SECOND: u32 = 2;
+/// How long a request counts towards the budget.
+const BUDGET_TTL: Duration = Duration::from_secs(10);
+
+/// Layer for tower's `Retry` with [`RetryPolicy`].
+#[derive(Clone)]
+pub struct RetryLayer {
+    policy: RetryPolicy,
+}
+
+impl RetryLayer {
+    /// Retries as configured in `settings`, with one budget shared by all requests.
+    pub fn new(settings: &OutboundSettings) -> Self {
+        Self {
+            policy: RetryPolicy {
+                max_attempts: settings.retry_max_attempts.max(1),
+                base_delay: settings.retry_base_delay,
+                max_delay: settings.retry_max_delay,
+                budget: Arc::new(TpsBudget::new(
+                    BUDGET_TTL,
+                    BUDGET_MIN_PER_SECOND,
+                    BUDGET_RATIO,
+                )),
+            },
+        }
+    }
+}
+
+impl<S> tower::Layer<S> for RetryLayer {
+    type Service = tower::retry::Retry<RetryPolicy, S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        tower::retry::Retry::new(self.policy.clone(), inner)
+    }
+}
+
+/// The retry decision for one Prove request.
+#[derive(Clone)]
+pub struct RetryPolicy {
+    max_attempts: u32,
+    base_delay: Duration,
+    max_delay: Duration,
+    budget: Arc<TpsBudget>,
+}
+
+/// Why an attempt may be retried, and the least wait Prove asked for.
+fn retryable(result: &Result<OutboundResponse, ProveError>) -> Option<Option<Duration>> {
+    match result {
+        Ok(response) if matches!(response.status, 429 | 500 | 502 | 503 | 504) => {
+            Some(retry_after(&response.headers))
+        }
+        Err(ProveError::Unavailable(_)) => Some(None),
+        _ => None,
+    }
+}
+
+impl RetryPolicy {
+    /// Full jitter: uniform in `[0, min(max_delay, base * 2^(attempt-1))]`.
+    fn backoff(&self, attempt: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let cap = exp.min(self.max_delay);
+        cap.mul_f64(rand::rng().random::<f64>())
+    }
+}
+
+impl tower::retry::Policy<OutboundRequest, OutboundResponse, ProveError> for RetryPolicy {
+    type Future = BoxFuture<'static, ()>;
+
+    fn retry(
+        &mut self,
+        request: &mut OutboundRequest,
+        result: &mut Result<OutboundResponse, ProveError>,
+    ) -> Option<Self::Future> {
+        let prove_wait = retryable(result)?;
+        if request.attempt >= self.max_attempts {
+            return None;
+        }
+        let delay = self
+            .backoff(request.attempt)
+            .max(prove_wait.unwrap_or_default());
+        if request
+            .deadline
+            .is_some_and(|deadline| Instant::now() + delay >= deadline)
+        {
+            crate::telemetry::retry_skipped(request.endpoint, "deadline");
+            return None;
+        }
+        if !self.budget.withdraw() {
+            crate::telemetry::retry_skipped(request.endpoint, "budget");
+            return None;
+        }
+        crate::telemetry::retry_scheduled(request.endpoint, request.attempt + 1, delay);
+        request.attempt += 1;
+        Some(Box::pin(async move { tokio::time::sleep(delay).await }))
+    }
+
+    fn clone_request(&mut self, request: &OutboundRequest) -> Option<OutboundRequest> {
+        // tower asks for a copy before each attempt; the first one marks a new request, which
+        // is what earns retry budget.
+        if request.attempt <= 1 {
+            self.budget.deposit();
+        }
+        Some(request.clone())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tower::retry::Policy;
+
+    fn policy(max_attempts: u32) -> RetryPolicy {
+        RetryLayer::new(&OutboundSettings {
+            retry_max_attempts: max_attempts,
+            ..OutboundSettings::default()
+        })
+        .policy
+    }
+
+    fn request(deadline: Option<Instant>) -> OutboundRequest {
+        OutboundRequest {
+            endpoint: super::super::Endpoint::Unify,
+            body: super::super::Body::Json(bytes::Bytes::new()),
+            bearer: None,
+            client_id: "c".into(),
+            deadline,
+            attempt: 1,
+        }
+    }
+
+    fn answer(status: u16, retry_after: Option<&str>) -> Result<OutboundResponse, ProveError> {
+        let mut headers = ::http::HeaderMap::new();
+        if let Some(value) = retry_after {
+            headers.insert("retry-after", value.parse().unwrap());
+        }
+        Ok(OutboundResponse {
+            status,
+            headers,
+            body: bytes::Bytes::new(),
+        })
+    }
+
+    #[test]
+    fn transient_statuses_are_retried_and_others_are_not() {
+        for status in [429, 500, 502, 503, 504] {
+            let mut req = request(None);
+            assert!(
+                policy(3)
+                    .retry(&mut req, &mut answer(status, None))
+                    .is_some(),
+                "{status}"
+            );
+            assert_eq!(req.attempt, 2);
+        }
+        for status in [200, 400, 401, 403, 404, 501] {
+            let mut req = request(None);
+            assert!(
+                policy(3)
+                    .retry(&mut req, &mut answer(status, None))
+                    .is_none(),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_connections_that_never_sent_are_retried() {
+        let mut req = request(None);
+        let mut refused = Err(ProveError::Unavailable("refused".into()));
+        assert!(policy(3).retry(&mut req, &mut refused).is_some());
+        let mut lost = Err(ProveError::ConnectionLost("reset".into()));
+        assert!(policy(3).retry(&mut request(None), &mut lost).is_none());
+        let mut timed_out = Err(ProveError::Timeout { sent: true });
+        assert!(
+            policy(3)
+                .retry(&mut request(None), &mut timed_out)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn attempts_stop_at_the_cap() {
+        let mut policy = policy(2);
+        let mut req = request(None);
+        assert!(policy.retry(&mut req, &mut answer(500, None)).is_some());
+        assert!(policy.retry(&mut req, &mut answer(500, None)).is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_wait_honours_retry_after() {
+        let mut req = request(None);
+        let start = Instant::now();
+        policy(3)
+            .retry(&mut req, &mut answer(429, Some("2")))
+            .unwrap()
+            .await;
+        assert!(Instant::now() - start >= Duration::from_secs(2));
+    }
+
+    #[test]
+    fn no_retry_whose_wait_passes_the_deadline() {
+        let mut req = request(Some(Instant::now() + Duration::from_millis(500)));
+        assert!(
+            policy(3)
+                .retry(&mut req, &mut answer(429, Some("2")))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn backoff_is_capped_full_jitter() {
+        let policy = policy(10);
+        for attempt in 1..12 {
+            let cap =
+                (Duration::from_millis(100) * (1 << (attempt - 1))).min(Duration::from_secs(5));
+            for _ in 0..50 {
+                assert!(policy.backoff(attempt) <= cap);
+            }
+        }
+    }
+
+    #[test]
+    fn the_budget_stops_a_retry_storm() {
+        let mut policy = policy(10);
+        // Nothing deposited: only the per-second minimum over the TTL is available.
+        let allowed = (0..1000)
+            .filter(|_| {
+                policy
+                    .retry(&mut request(None), &mut answer(500, None))
+                    .is_some()
+            })
+            .count();
+        assert!(
+            allowed <= (BUDGET_MIN_PER_SECOND * BUDGET_TTL.as_secs() as u32) as usize + 1,
+            "{allowed}"
+        );
+        assert!(allowed > 0);
+    }
+}

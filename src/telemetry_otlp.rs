@@ -1,0 +1,43 @@
+//! The OTLP/gRPC trace exporter, configured by the standard OpenTelemetry variables.
+
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+
+use crate::config::OtelSettings;
+
+/// A tracer provider exporting to `settings.endpoint`, or `None` when no endpoint is set.
+pub fn provider(settings: &OtelSettings) -> anyhow::Result<Option<SdkTracerProvider>> {
+    let Some(endpoint) = &settings.endpoint else {
+        return Ok(None);
+    };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint.clone())
+        .build()
+        .map_err(|e| anyhow::anyhow!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_sampler(sampler(settings))
+        .with_resource(
+            Resource::builder()
+                .with_service_name(settings.service_name.clone())
+                .build(),
+        )
+        .build();
+    Ok(Some(provider))
+}
+
+fn sampler(settings: &OtelSettings) -> Sampler {
+    let ratio = settings.sampler_arg.unwrap_or(1.0);
+    match settings.sampler.as_str() {
+        "always_on" => Sampler::AlwaysOn,
+        "always_off" => Sampler::AlwaysOff,
+        "traceidratio" => Sampler::TraceIdRatioBased(ratio),
+        "parentbased_always_off" => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        "parentbased_traceidratio" => {
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
+        }
+        _ => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+    }
+}

@@ -1,0 +1,229 @@
+//! Every error the simulator produces reaches the caller as the contract's table says, with its
+//! details decodable by a plain tonic client.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use prove_gateway::config::OutboundSettings;
+use prove_gateway::grpc::pb::{
+    PossessionType, ProveErrorCode, UnifyBindRequest, UnifyRequest, UnifyStatusRequest,
+    VerifyRequest,
+};
+use prove_gateway::simulator::{Faults, PossessionAction, SimulatorConfig};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::helpers::{credentials, error_info, prove_error, spawn_app, spawn_app_configured, spawn_app_with};
+
+fn unify(possession: PossessionType, phone: &str) -> UnifyRequest {
+    UnifyRequest {
+        possession_type: possession as i32,
+        phone_number: phone.into(),
+        ..Default::default()
+    }
+}
+
+/// Asserts the gRPC code, ErrorInfo reason and domain, and Prove's code in both places.
+fn assert_prove_error(status: &tonic::Status, code: Code, reason: &str, prove_code: i64) {
+    assert_eq!(status.code(), code, "{status:?}");
+    let info = error_info(status);
+    assert_eq!(info.reason, reason);
+    assert_eq!(info.domain, "proveapis.com");
+    assert_eq!(info.metadata["proveCode"], prove_code.to_string());
+    let prove = prove_error(status).expect("ProveError detail");
+    assert_eq!(prove.raw_code, prove_code);
+    assert_eq!(prove.code, prove_code as i32, "a documented code maps to its enum value");
+    assert!(ProveErrorCode::try_from(prove.code).is_ok());
+}
+
+fn no_retries() -> OutboundSettings {
+    OutboundSettings {
+        retry_max_attempts: 1,
+        ..OutboundSettings::default()
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_sandbox_number_is_not_found_8007() {
+    let mut app = spawn_app().await;
+    let err = app.unify.unify(unify(PossessionType::Mobile, "2005550100")).await.unwrap_err();
+    assert_prove_error(&err, Code::NotFound, "SANDBOX_USER_NOT_FOUND", 8007);
+}
+
+#[tokio::test]
+async fn a_verify_user_with_unify_credentials_is_permission_denied_8009() {
+    let mut app = spawn_app().await;
+    let err = app.unify.unify(unify(PossessionType::Mobile, "2001004011")).await.unwrap_err();
+    assert_prove_error(&err, Code::PermissionDenied, "SANDBOX_ACCESS_DENIED", 8009);
+}
+
+#[tokio::test]
+async fn country_and_identity_and_revoked_device_errors_map_8010_8011_8019() {
+    let mut app = spawn_app().await;
+    let err = app.unify.unify(unify(PossessionType::Mobile, "2001009010")).await.unwrap_err();
+    assert_prove_error(&err, Code::PermissionDenied, "COUNTRY_NOT_AUTHORIZED", 8010);
+    let err = app.unify.unify(unify(PossessionType::Mobile, "2001009011")).await.unwrap_err();
+    assert_prove_error(&err, Code::NotFound, "IDENTITY_NOT_FOUND", 8011);
+    let err = app.unify.unify(unify(PossessionType::Mobile, "2001009002")).await.unwrap_err();
+    assert_prove_error(&err, Code::FailedPrecondition, "DEVICE_REVOKED", 8019);
+}
+
+#[tokio::test]
+async fn a_field_prove_rejects_is_invalid_argument_8001() {
+    let mut app = spawn_app().await;
+    // The gateway checks only that an e-mail address has an @; Prove also restricts its
+    // characters, so this one gets as far as Prove and comes back as 8001.
+    let request = VerifyRequest {
+        possession_type: PossessionType::CustomerSupplied as i32,
+        phone_number: "2001004011".into(),
+        first_name: "A".into(),
+        last_name: "B".into(),
+        email_address: "first_last@example.com".into(),
+        ..Default::default()
+    };
+    let err = app.verify.verify(request).await.unwrap_err();
+    assert_prove_error(&err, Code::InvalidArgument, "MALFORMED_REQUEST", 8001);
+    assert!(prove_error(&err).unwrap().message.contains("emailAddress"));
+}
+
+#[tokio::test]
+async fn bind_before_possession_required_is_step_out_of_order_8003() {
+    let mut app = spawn_app().await;
+    let started = app
+        .unify
+        .unify(unify(PossessionType::Mobile, "2001004014"))
+        .await
+        .unwrap()
+        .into_inner();
+    let err = app
+        .unify
+        .unify_bind(UnifyBindRequest {
+            correlation_id: started.correlation_id.clone(),
+            phone_number: "2001004014".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_prove_error(&err, Code::FailedPrecondition, "STEP_OUT_OF_ORDER", 8003);
+    let info = error_info(&err);
+    assert_eq!(info.metadata["correlationId"], started.correlation_id);
+    assert_eq!(err.get_details_request_info().unwrap().request_id, started.correlation_id);
+}
+
+#[tokio::test]
+async fn repeating_a_finished_status_step_is_refused_8003() {
+    let mut app = spawn_app().await;
+    let started = app
+        .unify
+        .unify(unify(PossessionType::Mobile, "2001004014"))
+        .await
+        .unwrap()
+        .into_inner();
+    app.sim
+        .complete_possession(&started.correlation_id, PossessionAction::Authenticate)
+        .unwrap();
+    let status = UnifyStatusRequest {
+        correlation_id: started.correlation_id,
+        ..Default::default()
+    };
+    app.unify.unify_status(status.clone()).await.unwrap();
+    let err = app.unify.unify_status(status).await.unwrap_err();
+    assert_prove_error(&err, Code::FailedPrecondition, "STEP_OUT_OF_ORDER", 8003);
+}
+
+#[tokio::test]
+async fn an_unknown_correlation_id_is_failed_precondition_8008() {
+    let mut app = spawn_app().await;
+    let err = app
+        .unify
+        .unify_status(UnifyStatusRequest {
+            correlation_id: uuid::Uuid::new_v4().to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_prove_error(&err, Code::FailedPrecondition, "INVALID_CORRELATION_ID", 8008);
+}
+
+#[tokio::test]
+async fn wrong_gateway_credentials_are_internal_8002_not_unauthenticated() {
+    let mut app = spawn_app_configured(SimulatorConfig::default(), |settings| {
+        if let prove_gateway::config::Upstream::Prove { unify, .. } = &mut settings.upstream {
+            *unify = credentials("sim-unify-client", "wrong-secret");
+        }
+    })
+    .await;
+    let err = app.unify.unify(unify(PossessionType::Mobile, "2001004014")).await.unwrap_err();
+    assert_prove_error(&err, Code::Internal, "UPSTREAM_UNAUTHORIZED", 8002);
+    assert!(!err.message().contains("wrong-secret"));
+}
+
+#[tokio::test]
+async fn prove_rate_limit_is_resource_exhausted_8018_with_retry_info() {
+    let sim = SimulatorConfig {
+        rate_limit_rps: 1,
+        ..SimulatorConfig::default()
+    };
+    let app = spawn_app_with(sim, no_retries()).await;
+    // The simulator allows one request per second; the gateway allows 25. Sequential calls
+    // would learn from X-RateLimit-Remaining: 0 and wait, so send five at once: all pass the
+    // gateway's limiter before Prove's first answer, and (retries off) the 429s reach callers.
+    let calls = (0..5).map(|_| {
+        let mut client = app.unify.clone();
+        async move { client.unify(unify(PossessionType::Mobile, "2001004014")).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    let err = results
+        .into_iter()
+        .find_map(Result::err)
+        .expect("the simulator's rate limit answers 429");
+    assert_prove_error(&err, Code::ResourceExhausted, "RATE_LIMITED", 8018);
+    let retry = err.get_details_retry_info().expect("RetryInfo");
+    assert!(retry.retry_delay.unwrap() >= Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn a_prove_internal_error_is_unavailable_8000_with_retry_info() {
+    let sim = SimulatorConfig {
+        faults: Faults {
+            error_rate: 1.0,
+            ..Faults::none()
+        },
+        ..SimulatorConfig::default()
+    };
+    let mut app = spawn_app_with(sim, no_retries()).await;
+    let err = app.unify.unify(unify(PossessionType::Mobile, "2001004014")).await.unwrap_err();
+    assert_prove_error(&err, Code::Unavailable, "PROVE_INTERNAL_ERROR", 8000);
+    assert!(err.get_details_retry_info().is_some());
+}
+
+#[tokio::test]
+async fn a_malformed_answer_is_internal_and_says_so() {
+    let sim = SimulatorConfig {
+        faults: Faults {
+            malformed_rate: 1.0,
+            ..Faults::none()
+        },
+        ..SimulatorConfig::default()
+    };
+    let mut app = spawn_app_with(sim, no_retries()).await;
+    let err = app.unify.unify(unify(PossessionType::Mobile, "2001004014")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Internal);
+    assert_eq!(error_info(&err).reason, "UPSTREAM_BAD_RESPONSE");
+    assert!(err.message().contains("not the documented JSON"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_unavailable() {
+    let sim = SimulatorConfig {
+        faults: Faults {
+            drop_rate: 1.0,
+            ..Faults::none()
+        },
+        ..SimulatorConfig::default()
+    };
+    let mut app = spawn_app_with(sim, no_retries()).await;
+    let err = app.unify.unify(unify(PossessionType::Mobile, "2001004014")).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert_eq!(error_info(&err).reason, "UPSTREAM_UNAVAILABLE");
+}

@@ -1,0 +1,11 @@
+//! Black-box tests: a real tonic client over a real socket against the gateway, which calls the
+//! simulator over real HTTP. One binary for all of them (faster to link).
+
+mod errors;
+mod health;
+mod helpers;
+mod shutdown;
+mod tokens;
+mod unify;
+mod validation;
+mod verify;

@@ -1,0 +1,124 @@
+//! Graceful shutdown: health turns NOT_SERVING, new calls are refused, calls in flight finish.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use prove_gateway::grpc::pb::unify_service_client::UnifyServiceClient;
+use prove_gateway::grpc::pb::{PossessionType, UnifyOutcome, UnifyRequest};
+use prove_gateway::simulator::{self, Faults, SimulatorConfig};
+use tokio_stream::StreamExt;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::helpers::{connect, spawn_app_configured};
+
+fn unify() -> UnifyRequest {
+    UnifyRequest {
+        possession_type: PossessionType::Mobile as i32,
+        phone_number: "2001004014".into(),
+        ..Default::default()
+    }
+}
+
+fn slow_simulator(latency: Duration) -> SimulatorConfig {
+    SimulatorConfig {
+        faults: Faults {
+            latency,
+            ..Faults::none()
+        },
+        ..SimulatorConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn shutdown_reports_not_serving_lets_calls_finish_and_refuses_new_ones() {
+    let app = spawn_app_configured(slow_simulator(Duration::from_millis(600)), |settings| {
+        settings.drain_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let mut health = HealthClient::new(app.channel.clone());
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(watch.next().await.unwrap().unwrap().status(), ServingStatus::Serving);
+
+    let mut client = app.unify.clone();
+    let in_flight = tokio::spawn(async move { client.unify(unify()).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+
+    let addr = app.addr;
+    let stopping = tokio::spawn(app.stop());
+    let status = tokio::time::timeout(Duration::from_secs(2), watch.next())
+        .await
+        .expect("health changes during drain")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.status(), ServingStatus::NotServing);
+
+    let answer = in_flight.await.unwrap().expect("the call in flight finishes");
+    assert_eq!(answer.into_inner().success(), UnifyOutcome::Pending);
+
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
+    assert!(endpoint.connect().await.is_err(), "new connections are refused");
+    stopping.await.unwrap().expect("run returns Ok after draining");
+}
+
+/// Runs the real binary against a slow simulator, sends SIGTERM while a call is in flight.
+#[tokio::test]
+async fn sigterm_lets_the_call_in_flight_finish_and_exits_zero() {
+    let sim = simulator::spawn(slow_simulator(Duration::from_millis(800)))
+        .await
+        .unwrap();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_prove-gateway"))
+        .env_clear()
+        .env("PROVE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PROVE_GATEWAY_METRICS_LISTEN", "127.0.0.1:0")
+        .env("PROVE_GATEWAY_DRAIN_TIMEOUT", "5s")
+        .env("PROVE_BASE_URL", sim.base_url())
+        .env("PROVE_CLIENT_ID", simulator::SIM_UNIFY_CLIENT_ID)
+        .env("PROVE_CLIENT_SECRET", simulator::SIM_UNIFY_CLIENT_SECRET)
+        .env("PROVE_VERIFY_CLIENT_ID", simulator::SIM_VERIFY_CLIENT_ID)
+        .env("PROVE_VERIFY_CLIENT_SECRET", simulator::SIM_VERIFY_CLIENT_SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    let channel = connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let mut health = HealthClient::new(channel.clone());
+    let serving = health
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(serving.status(), ServingStatus::Serving);
+
+    let mut client = UnifyServiceClient::new(channel);
+    let in_flight = tokio::spawn(async move { client.unify(unify()).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = child.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+
+    let answer = in_flight.await.unwrap().expect("the call in flight finishes");
+    assert_eq!(answer.into_inner().success(), UnifyOutcome::Pending);
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits after draining")
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+    assert_eq!(sim.records().count_status("/v3/unify", 200), 1);
+}

@@ -1,0 +1,73 @@
+//! OAuth tokens: one token request serves many calls, expiry refreshes it, and a token Prove
+//! refuses mid-flight is replaced with one retry.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prove_gateway::config::OutboundSettings;
+use prove_gateway::grpc::pb::{PossessionType, UnifyRequest};
+use prove_gateway::simulator::{ManualClock, SimulatorConfig};
+
+use crate::helpers::{spawn_app, spawn_app_with};
+
+fn unify() -> UnifyRequest {
+    UnifyRequest {
+        possession_type: PossessionType::Mobile as i32,
+        phone_number: "2001004014".into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn concurrent_calls_on_a_cold_start_share_one_token_request() {
+    let app = spawn_app().await;
+    let calls = (0..10).map(|_| {
+        let mut client = app.unify.clone();
+        async move { client.unify(unify()).await }
+    });
+    for result in futures::future::join_all(calls).await {
+        result.unwrap();
+    }
+    let mut client = app.unify.clone();
+    for _ in 0..5 {
+        client.unify(unify()).await.unwrap();
+    }
+    let records = app.sim.records();
+    assert_eq!(records.count("/v3/unify"), 15);
+    assert_eq!(records.count("/token"), 1, "one token for fifteen calls");
+}
+
+#[tokio::test]
+async fn a_token_near_expiry_is_refreshed_before_prove_refuses_it() {
+    // Two-second tokens: the gateway refreshes them halfway, before they expire.
+    let sim = SimulatorConfig {
+        token_ttl: Duration::from_secs(2),
+        ..SimulatorConfig::default()
+    };
+    let mut app = spawn_app_with(sim, OutboundSettings::default()).await;
+    app.unify.unify(unify()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    app.unify.unify(unify()).await.unwrap();
+    let records = app.sim.records();
+    assert_eq!(records.count("/token"), 2);
+    assert_eq!(records.count_status("/v3/unify", 401), 0);
+}
+
+#[tokio::test]
+async fn a_token_refused_mid_flight_is_replaced_and_the_call_retried_once() {
+    let clock = Arc::new(ManualClock::new());
+    let sim = SimulatorConfig {
+        clock: clock.clone(),
+        ..SimulatorConfig::default()
+    };
+    let mut app = spawn_app_with(sim, OutboundSettings::default()).await;
+    app.unify.unify(unify()).await.unwrap();
+    // Prove's clock passes the token's hour while the gateway still thinks it fresh.
+    clock.advance(Duration::from_secs(3601));
+    app.unify.unify(unify()).await.unwrap();
+    let records = app.sim.records();
+    assert_eq!(records.count_status("/v3/unify", 401), 1);
+    assert_eq!(records.count_status("/v3/unify", 200), 2);
+    assert_eq!(records.count("/token"), 2);
+}
