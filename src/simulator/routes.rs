@@ -1,0 +1,400 @@
+//! Prove's HTTP surface: the axum router for `/token` and the `/v3` Unify and Verify endpoints,
+//! the middleware every request passes (recording; for `/v3` the token, rate limit and faults),
+//! and the handlers, which validate and then hand over to [`sessions`](super::sessions).
+//!
+//! Routing answers, where Prove's docs only name causes: an unknown path is 404, a wrong method
+//! on a known path is 403 (Prove lists "incorrect HTTP method" as a cause of 403), and
+//! `/v3/token` is 403 (its documented cause: appending /v3 to the token URL). These carry no
+//! `code`, only a `message`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Extension, Form, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, any, post};
+use axum::{Json, extract::rejection::FormRejection};
+
+use super::Product;
+use super::Shared;
+use super::auth::fake_jwt;
+use super::conn::ConnKill;
+use super::error::{ApiError, CodeTag};
+use super::faults::FaultKind;
+use super::models::{
+    StatusRequest, TokenResponse, UnifyBindRequest, UnifyRequest, UnifyResponse,
+    UnifyStatusResponse, VerifyRequest, VerifyResponse, VerifyStatusResponse,
+};
+use super::records::RecordedRequest;
+use super::sandbox::{self, Behaviour};
+use super::sessions::{NewSession, SESSION_TTL, verify_outcome};
+use super::validate::{self, PossessionType};
+
+type AppState = Arc<Shared>;
+
+/// Bodies are buffered for the records before routing; anything near this is far beyond Prove's
+/// 4 KB limit and is refused as such.
+const MAX_BUFFERED: usize = 64 * 1024;
+
+/// Who is calling: the client behind the bearer token, set by [`v3_gate`].
+#[derive(Debug, Clone)]
+struct Caller {
+    client_id: String,
+    product: Product,
+}
+
+/// Response extensions read by [`record`].
+#[derive(Debug, Clone)]
+struct ClientTag(String);
+#[derive(Debug, Clone, Copy)]
+struct FaultTag(FaultKind);
+
+/// The whole simulated API, control endpoints included.
+pub(crate) fn router(state: AppState) -> Router {
+    let gate = middleware::from_fn_with_state(Arc::clone(&state), v3_gate);
+    let v3 = |route: MethodRouter<AppState>| route.route_layer(gate.clone()).fallback(forbidden);
+    Router::new()
+        .route("/token", post(token).fallback(forbidden))
+        .route("/v3/token", any(forbidden))
+        .route("/v3/unify", v3(post(unify)))
+        .route("/v3/unify-status", v3(post(unify_status)))
+        .route("/v3/unify-bind", v3(post(unify_bind)))
+        .route("/v3/verify", v3(post(verify)))
+        .route("/v3/verify-status", v3(post(verify_status)))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(Arc::clone(&state), record))
+        .merge(super::control::router())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
+async fn forbidden() -> ApiError {
+    ApiError::forbidden()
+}
+
+/// Records every request and how it was answered.
+async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().to_owned();
+    let now = state.clock.now();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BUFFERED).await else {
+        let mut record =
+            RecordedRequest::new(parts.method.as_str(), &path, &parts.headers, now, None);
+        let error = ApiError::malformed("request body is larger than 4 KB");
+        record.status = Some(error.status.as_u16());
+        record.code = error.code;
+        state.records.push(record);
+        return error.into_response();
+    };
+    // /token's form holds the client secret; it is never kept.
+    let json = (path != "/token")
+        .then(|| serde_json::from_slice(&bytes).ok())
+        .flatten();
+    let mut record = RecordedRequest::new(parts.method.as_str(), &path, &parts.headers, now, json);
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    let fault = response.extensions().get::<FaultTag>().map(|t| t.0);
+    record.fault = fault;
+    record.status = (fault != Some(FaultKind::Drop)).then(|| response.status().as_u16());
+    record.code = response.extensions().get::<CodeTag>().map(|t| t.0);
+    record.client_id = response
+        .extensions()
+        .get::<ClientTag>()
+        .map(|t| t.0.clone());
+    state.records.push(record);
+    response
+}
+
+/// What every `/v3` request passes before its handler: bearer token (401 / 8002), rate limit
+/// (429 / 8018), latency, then the drawn fault, if any, instead of the handler.
+async fn v3_gate(
+    State(state): State<AppState>,
+    ConnectInfo(conn): ConnectInfo<ConnKill>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let now = state.clock.now();
+    let caller = match state.tokens.client_for(request.headers(), now) {
+        Ok(client_id) => match state.product_of(&client_id) {
+            Some(product) => Caller { client_id, product },
+            None => return ApiError::unauthorized("invalid access token").into_response(),
+        },
+        Err(error) => return error.into_response(),
+    };
+    let decision = state.limiter.check(&caller.client_id, now);
+    let (latency, fault) = state.faults.draw();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let mut response = if decision.is_some_and(|d| !d.allowed) {
+        ApiError::rate_limited().into_response()
+    } else {
+        match fault {
+            None => {
+                request.extensions_mut().insert(caller.clone());
+                next.run(request).await
+            }
+            Some(kind) => {
+                let mut response = match kind {
+                    FaultKind::Drop => {
+                        conn.kill();
+                        StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                    }
+                    FaultKind::Error => ApiError::internal().into_response(),
+                    FaultKind::Malformed => malformed_answer(),
+                };
+                response.extensions_mut().insert(FaultTag(kind));
+                response
+            }
+        }
+    };
+    if let Some(decision) = decision {
+        decision.write_headers(response.headers_mut());
+    }
+    response
+        .extensions_mut()
+        .insert(ClientTag(caller.client_id));
+    response
+}
+
+/// A 200 that claims JSON but is cut off mid-object, like a truncated upstream answer.
+fn malformed_answer() -> Response {
+    let mut response = r#"{"success":"pending","correlationId":"8d1c"#.into_response();
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// `POST /token`: OAuth client credentials, form-encoded.
+async fn token(
+    State(state): State<AppState>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return ApiError::malformed("request body must be application/x-www-form-urlencoded")
+            .into_response();
+    };
+    let client_id = form.get("client_id").cloned();
+    let decision = client_id
+        .as_deref()
+        .and_then(|id| state.limiter.check(id, state.clock.now()));
+    let mut response = if decision.is_some_and(|d| !d.allowed) {
+        ApiError::rate_limited().into_response()
+    } else {
+        match issue_token(&state, &form) {
+            Ok(answer) => Json(answer).into_response(),
+            Err(error) => error.into_response(),
+        }
+    };
+    if let Some(decision) = decision {
+        decision.write_headers(response.headers_mut());
+    }
+    if let Some(client_id) = client_id {
+        response.extensions_mut().insert(ClientTag(client_id));
+    }
+    response
+}
+
+fn issue_token(state: &Shared, form: &HashMap<String, String>) -> Result<TokenResponse, ApiError> {
+    let field = |name: &str| {
+        form.get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::missing(name))
+    };
+    let client_id = field("client_id")?;
+    let client_secret = field("client_secret")?;
+    let grant_type = field("grant_type")?;
+    if grant_type != "client_credentials" {
+        return Err(ApiError::unauthorized("unsupported grant_type"));
+    }
+    let known = state
+        .credentials
+        .iter()
+        .any(|c| &c.client_id == client_id && &c.client_secret == client_secret);
+    if !known {
+        return Err(ApiError::unauthorized("invalid client credentials"));
+    }
+    let access_token = state
+        .tokens
+        .issue(client_id, state.clock.now(), state.token_ttl);
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.token_ttl.as_secs(),
+    })
+}
+
+/// `POST /v3/unify`: starts a Unify session.
+async fn unify(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<UnifyResponse>, ApiError> {
+    let req: UnifyRequest = validate::json_body(&headers, &body)?;
+    let possession = validate::possession_type(req.possession_type.as_deref())?;
+    validate::final_target_url(possession, req.final_target_url.as_deref())?;
+    validate::sms_message(req.sms_message.as_deref())?;
+    validate::charset("emailAddress", req.email_address.as_deref(), "@.+")?;
+    validate::charset("ipAddress", req.ip_address.as_deref(), ".:")?;
+    // phoneNumber wins when both are sent; proveId (from an earlier success) stands in for it.
+    let (user, phone_number) = match (req.phone_number.as_deref(), req.prove_id.as_deref()) {
+        (Some(raw), _) => {
+            let raw = validate::required("phoneNumber", Some(raw))?;
+            let e164 = sandbox::normalise("phoneNumber", raw)?;
+            (sandbox::find(&e164), raw.to_owned())
+        }
+        (None, Some(prove_id)) => {
+            let prove_id = validate::required("proveId", Some(prove_id))?;
+            let user =
+                sandbox::find_by_prove_id(prove_id).ok_or_else(ApiError::identity_not_found)?;
+            (Some(user), user.e164.to_owned())
+        }
+        (None, None) => return Err(ApiError::missing("phoneNumber")),
+    };
+    let user = sandbox::user_for(user, caller.product)?;
+    if caller.product != Product::Unify {
+        return Err(ApiError::access_denied());
+    }
+    if user.behaviour == Behaviour::DeviceRevoked {
+        return Err(ApiError::device_revoked());
+    }
+    let now = state.clock.now();
+    let correlation_id = state.sessions.start(
+        NewSession {
+            product: Product::Unify,
+            client_id: caller.client_id,
+            user,
+            possession_type: possession,
+            phone_number,
+            client_request_id: req.client_request_id,
+            client_human_id: req.client_human_id,
+            allow_otp_retry: req.allow_otp_retry.unwrap_or(false),
+        },
+        now,
+    );
+    Ok(Json(UnifyResponse {
+        success: "pending",
+        auth_token: Some(fake_jwt(&correlation_id, now + SESSION_TTL)),
+        correlation_id,
+    }))
+}
+
+/// `POST /v3/unify-status`.
+async fn unify_status(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<UnifyStatusResponse>, ApiError> {
+    let req: StatusRequest = validate::json_body(&headers, &body)?;
+    let id = validate::correlation_id(req.correlation_id.as_deref())?;
+    let answer = state
+        .sessions
+        .step(&caller.client_id, id, state.clock.now(), |session| {
+            session.unify_status(req.client_request_id.clone())
+        })?;
+    Ok(Json(answer))
+}
+
+/// `POST /v3/unify-bind`.
+async fn unify_bind(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<UnifyStatusResponse>, ApiError> {
+    let req: UnifyBindRequest = validate::json_body(&headers, &body)?;
+    let id = validate::correlation_id(req.correlation_id.as_deref())?;
+    let phone = validate::required("phoneNumber", req.phone_number.as_deref())?;
+    let e164 = sandbox::normalise("phoneNumber", phone)?;
+    let answer = state
+        .sessions
+        .step(&caller.client_id, id, state.clock.now(), |session| {
+            session.unify_bind(&e164, phone, req.client_request_id.clone())
+        })?;
+    Ok(Json(answer))
+}
+
+/// `POST /v3/verify`: starts a Verified Users session; with possessionType=none the answer is
+/// already final.
+async fn verify(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<VerifyResponse>, ApiError> {
+    let req: VerifyRequest = validate::json_body(&headers, &body)?;
+    let possession = validate::possession_type(req.possession_type.as_deref())?;
+    let phone = validate::required("phoneNumber", req.phone_number.as_deref())?;
+    validate::required("firstName", req.first_name.as_deref())?;
+    validate::required("lastName", req.last_name.as_deref())?;
+    validate::final_target_url(possession, req.final_target_url.as_deref())?;
+    validate::sms_message(req.sms_message.as_deref())?;
+    validate::charset("emailAddress", req.email_address.as_deref(), "@.+")?;
+    let e164 = sandbox::normalise("phoneNumber", phone)?;
+    let user = sandbox::user_for(sandbox::find(&e164), caller.product)?;
+    if caller.product != Product::Verify {
+        return Err(ApiError::access_denied());
+    }
+    let now = state.clock.now();
+    let correlation_id = state.sessions.start(
+        NewSession {
+            product: Product::Verify,
+            client_id: caller.client_id,
+            user,
+            possession_type: possession,
+            phone_number: phone.to_owned(),
+            client_request_id: req.client_request_id,
+            client_human_id: None,
+            allow_otp_retry: req.allow_otp_retry.unwrap_or(false),
+        },
+        now,
+    );
+    if possession == PossessionType::None {
+        let outcome = verify_outcome(user, None);
+        return Ok(Json(VerifyResponse {
+            success: outcome.success,
+            possession_result: outcome.possession_result,
+            verify_result: outcome.verify_result,
+            correlation_id,
+            auth_token: None,
+            evaluation: outcome.evaluation,
+        }));
+    }
+    Ok(Json(VerifyResponse {
+        success: "pending",
+        possession_result: "pending",
+        verify_result: "pending",
+        auth_token: Some(fake_jwt(&correlation_id, now + SESSION_TTL)),
+        correlation_id,
+        evaluation: None,
+    }))
+}
+
+/// `POST /v3/verify-status`.
+async fn verify_status(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<VerifyStatusResponse>, ApiError> {
+    let req: StatusRequest = validate::json_body(&headers, &body)?;
+    let id = validate::correlation_id(req.correlation_id.as_deref())?;
+    let answer = state
+        .sessions
+        .step(&caller.client_id, id, state.clock.now(), |session| {
+            session.verify_status()
+        })?;
+    Ok(Json(answer))
+}

@@ -1,0 +1,77 @@
+//! The simulator-only HTTP controls: possession, rate limit, and shutdown of the handle.
+
+use prove_gateway::simulator::Product;
+use serde_json::json;
+
+use crate::helpers::{UNIFY_USER, start};
+
+#[tokio::test]
+async fn possession_can_be_completed_over_http() {
+    let sim = start().await;
+    let token = sim.token(Product::Unify).await;
+    let id = sim.start_unify(&token, "mobile", UNIFY_USER).await;
+    let url = sim.url("/_simulator/possession");
+    let done = sim
+        .http
+        .post(&url)
+        .json(&json!({"correlationId": id, "action": "otp", "otp": "1234"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 204);
+    assert_eq!(
+        sim.unify_status(&token, &id).await.assert_ok()["success"],
+        "true"
+    );
+
+    let again = sim
+        .http
+        .post(&url)
+        .json(&json!({"correlationId": id, "action": "authenticate"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    let unknown = sim
+        .http
+        .post(&url)
+        .json(&json!({"correlationId": "nope", "action": "instant_link"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+}
+
+#[tokio::test]
+async fn rate_limit_can_be_read_and_changed_over_http() {
+    let sim = start().await;
+    let url = sim.url("/_simulator/rate-limit");
+    let put = sim
+        .http
+        .put(&url)
+        .json(&json!({"rps": 7}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let got: serde_json::Value = sim
+        .http
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got, json!({"rps": 7}));
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_server() {
+    let sim = start().await;
+    let url = sim.url("/token");
+    let handle = sim.sim.clone();
+    handle.shutdown().await;
+    let fresh = reqwest::Client::new();
+    assert!(fresh.post(&url).send().await.is_err());
+}
