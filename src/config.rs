@@ -92,6 +92,14 @@ pub struct GatewayArgs {
     /// Prove API: a URL, or one of uat-us, prod-us, uat-eu, prod-eu. Unset: the embedded simulator.
     #[arg(long, env = "PROVE_BASE_URL")]
     pub prove_base_url: Option<String>,
+    /// Address of the embedded simulator when PROVE_BASE_URL is unset (port 0: any free port;
+    /// the address is logged at start).
+    #[arg(
+        long,
+        env = "PROVE_GATEWAY_SIMULATOR_LISTEN",
+        default_value = "127.0.0.1:0"
+    )]
+    pub simulator_listen: SocketAddr,
     /// OAuth client ID for both products (overridden per product below).
     #[arg(long, env = "PROVE_CLIENT_ID", hide_env_values = true)]
     pub client_id: Option<String>,
@@ -138,8 +146,9 @@ pub struct GatewayArgs {
     /// Requests per second sent to Prove, token requests included (Prove allows 25).
     #[arg(long, env = "PROVE_RATE_LIMIT_RPS", default_value_t = 25)]
     pub rate_limit_rps: u32,
-    /// Requests that may go out back to back before the rate applies.
-    #[arg(long, env = "PROVE_RATE_LIMIT_BURST", default_value_t = 5)]
+    /// Requests that may go out back to back before the rate applies. Above 1 a burst can put
+    /// more than the rate into one of Prove's one-second windows, so keep 1 unless Prove agrees.
+    #[arg(long, env = "PROVE_RATE_LIMIT_BURST", default_value_t = 1)]
     pub rate_limit_burst: u32,
     /// Longest a call waits for the rate limiter before RESOURCE_EXHAUSTED.
     #[arg(long, env = "PROVE_RATE_LIMIT_MAX_WAIT", default_value = "5s", value_parser = parse_duration)]
@@ -227,8 +236,11 @@ impl std::fmt::Debug for Credentials {
 /// Where Prove calls go.
 #[derive(Debug, Clone)]
 pub enum Upstream {
-    /// The embedded simulator, started with the gateway on a loopback port.
-    Simulator,
+    /// The embedded simulator, started with the gateway on this address.
+    Simulator {
+        /// Where the simulator listens.
+        listen: SocketAddr,
+    },
     /// A Prove API host with one credential pair per product.
     Prove {
         /// Base URL, without `/v3`; the token endpoint is `{base}/token`.
@@ -271,7 +283,7 @@ impl Default for OutboundSettings {
             connect_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(10),
             rate_limit_rps: 25,
-            rate_limit_burst: 5,
+            rate_limit_burst: 1,
             rate_limit_max_wait: Duration::from_secs(5),
             rate_limit_queue: 2048,
             rate_limit_redis_url: None,
@@ -326,7 +338,9 @@ impl Settings {
             drain_timeout: Duration::from_secs(5),
             log_format: LogFormat::Text,
             log: "warn".into(),
-            upstream: Upstream::Simulator,
+            upstream: Upstream::Simulator {
+                listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            },
             outbound: OutboundSettings::default(),
             otel: OtelSettings {
                 endpoint: None,
@@ -492,7 +506,9 @@ fn resolve_upstream(args: &GatewayArgs) -> Result<Upstream, ConfigError> {
                  (unset runs the embedded simulator, which needs no credentials)",
             ));
         }
-        return Ok(Upstream::Simulator);
+        return Ok(Upstream::Simulator {
+            listen: args.simulator_listen,
+        });
     };
     let base_url = parse_base_url(raw)?;
     let unify = unify.ok_or_else(|| {
@@ -627,7 +643,7 @@ mod tests {
     #[test]
     fn no_base_url_and_no_credentials_selects_the_simulator() {
         let settings = parse(&[]).unwrap();
-        assert!(matches!(settings.upstream, Upstream::Simulator));
+        assert!(matches!(settings.upstream, Upstream::Simulator { .. }));
         assert_eq!(settings.listen.port(), 50051);
         assert_eq!(settings.outbound.rate_limit_rps, 25);
     }

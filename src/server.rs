@@ -33,8 +33,14 @@ async fn connect_upstream(
             unify,
             verify,
         } => (base_url.clone(), unify.clone(), verify.clone(), None),
-        Upstream::Simulator => {
-            let sim = simulator::spawn(simulator::SimulatorConfig::default()).await?;
+        Upstream::Simulator { listen } => {
+            let config = simulator::SimulatorConfig {
+                listen: *listen,
+                ..simulator::SimulatorConfig::default()
+            };
+            let sim = simulator::spawn(config)
+                .await
+                .map_err(|e| anyhow::anyhow!("PROVE_GATEWAY_SIMULATOR_LISTEN {listen}: {e}"))?;
             tracing::info!(
                 url = %sim.base_url(),
                 "no PROVE_BASE_URL: using the embedded Prove simulator"
@@ -93,10 +99,14 @@ pub async fn run(
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(grpc::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // The error details (google.rpc.ErrorInfo, RetryInfo, BadRequest) too, so grpcurl can
+        // decode them.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(grpc::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
     let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();

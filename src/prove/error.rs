@@ -9,7 +9,7 @@ use std::time::Duration;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProveError {
     /// Prove answered with an error status and (usually) its `{code, message}` body.
-    #[error("Prove answered HTTP {status} (code {code:?}): {message}")]
+    #[error("Prove answered HTTP {status}{}: {message}", code.map(|c| format!(", code {c}")).unwrap_or_default())]
     Api {
         /// HTTP status of the answer.
         status: u16,

@@ -1,6 +1,5 @@
 //! Every error the simulator produces reaches the caller as the contract's table says, with its
 //! details decodable by a plain tonic client.
-#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
@@ -13,7 +12,9 @@ use prove_gateway::simulator::{Faults, PossessionAction, SimulatorConfig};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::helpers::{credentials, error_info, prove_error, spawn_app, spawn_app_configured, spawn_app_with};
+use crate::helpers::{
+    credentials, error_info, prove_error, spawn_app, spawn_app_configured, spawn_app_with,
+};
 
 fn unify(possession: PossessionType, phone: &str) -> UnifyRequest {
     UnifyRequest {
@@ -32,7 +33,10 @@ fn assert_prove_error(status: &tonic::Status, code: Code, reason: &str, prove_co
     assert_eq!(info.metadata["proveCode"], prove_code.to_string());
     let prove = prove_error(status).expect("ProveError detail");
     assert_eq!(prove.raw_code, prove_code);
-    assert_eq!(prove.code, prove_code as i32, "a documented code maps to its enum value");
+    assert_eq!(
+        prove.code, prove_code as i32,
+        "a documented code maps to its enum value"
+    );
     assert!(ProveErrorCode::try_from(prove.code).is_ok());
 }
 
@@ -46,25 +50,45 @@ fn no_retries() -> OutboundSettings {
 #[tokio::test]
 async fn an_unknown_sandbox_number_is_not_found_8007() {
     let mut app = spawn_app().await;
-    let err = app.unify.unify(unify(PossessionType::Mobile, "2005550100")).await.unwrap_err();
+    let err = app
+        .unify
+        .unify(unify(PossessionType::Mobile, "2005550100"))
+        .await
+        .unwrap_err();
     assert_prove_error(&err, Code::NotFound, "SANDBOX_USER_NOT_FOUND", 8007);
 }
 
 #[tokio::test]
 async fn a_verify_user_with_unify_credentials_is_permission_denied_8009() {
     let mut app = spawn_app().await;
-    let err = app.unify.unify(unify(PossessionType::Mobile, "2001004011")).await.unwrap_err();
+    let err = app
+        .unify
+        .unify(unify(PossessionType::Mobile, "2001004011"))
+        .await
+        .unwrap_err();
     assert_prove_error(&err, Code::PermissionDenied, "SANDBOX_ACCESS_DENIED", 8009);
 }
 
 #[tokio::test]
 async fn country_and_identity_and_revoked_device_errors_map_8010_8011_8019() {
     let mut app = spawn_app().await;
-    let err = app.unify.unify(unify(PossessionType::Mobile, "2001009010")).await.unwrap_err();
+    let err = app
+        .unify
+        .unify(unify(PossessionType::Mobile, "2001009010"))
+        .await
+        .unwrap_err();
     assert_prove_error(&err, Code::PermissionDenied, "COUNTRY_NOT_AUTHORIZED", 8010);
-    let err = app.unify.unify(unify(PossessionType::Mobile, "2001009011")).await.unwrap_err();
+    let err = app
+        .unify
+        .unify(unify(PossessionType::Mobile, "2001009011"))
+        .await
+        .unwrap_err();
     assert_prove_error(&err, Code::NotFound, "IDENTITY_NOT_FOUND", 8011);
-    let err = app.unify.unify(unify(PossessionType::Mobile, "2001009002")).await.unwrap_err();
+    let err = app
+        .unify
+        .unify(unify(PossessionType::Mobile, "2001009002"))
+        .await
+        .unwrap_err();
     assert_prove_error(&err, Code::FailedPrecondition, "DEVICE_REVOKED", 8019);
 }
 
@@ -107,7 +131,10 @@ async fn bind_before_possession_required_is_step_out_of_order_8003() {
     assert_prove_error(&err, Code::FailedPrecondition, "STEP_OUT_OF_ORDER", 8003);
     let info = error_info(&err);
     assert_eq!(info.metadata["correlationId"], started.correlation_id);
-    assert_eq!(err.get_details_request_info().unwrap().request_id, started.correlation_id);
+    assert_eq!(
+        err.get_details_request_info().unwrap().request_id,
+        started.correlation_id
+    );
 }
 
 #[tokio::test]
@@ -142,7 +169,12 @@ async fn an_unknown_correlation_id_is_failed_precondition_8008() {
         })
         .await
         .unwrap_err();
-    assert_prove_error(&err, Code::FailedPrecondition, "INVALID_CORRELATION_ID", 8008);
+    assert_prove_error(
+        &err,
+        Code::FailedPrecondition,
+        "INVALID_CORRELATION_ID",
+        8008,
+    );
 }
 
 #[tokio::test]
@@ -153,7 +185,11 @@ async fn wrong_gateway_credentials_are_internal_8002_not_unauthenticated() {
         }
     })
     .await;
-    let err = app.unify.unify(unify(PossessionType::Mobile, "2001004014")).await.unwrap_err();
+    let err = app
+        .unify
+        .unify(unify(PossessionType::Mobile, "2001004014"))
+        .await
+        .unwrap_err();
     assert_prove_error(&err, Code::Internal, "UPSTREAM_UNAUTHORIZED", 8002);
     assert!(!err.message().contains("wrong-secret"));
 }
@@ -170,7 +206,11 @@ async fn prove_rate_limit_is_resource_exhausted_8018_with_retry_info() {
     // gateway's limiter before Prove's first answer, and (retries off) the 429s reach callers.
     let calls = (0..5).map(|_| {
         let mut client = app.unify.clone();
-        async move { client.unify(unify(PossessionType::Mobile, "2001004014")).await }
+        async move {
+            client
+                .unify(unify(PossessionType::Mobile, "2001004014"))
+                .await
+        }
     });
     let results = futures::future::join_all(calls).await;
     let err = results
@@ -192,7 +232,11 @@ async fn a_prove_internal_error_is_unavailable_8000_with_retry_info() {
         ..SimulatorConfig::default()
     };
     let mut app = spawn_app_with(sim, no_retries()).await;
-    let err = app.unify.unify(unify(PossessionType::Mobile, "2001004014")).await.unwrap_err();
+    let err = app
+        .unify
+        .unify(unify(PossessionType::Mobile, "2001004014"))
+        .await
+        .unwrap_err();
     assert_prove_error(&err, Code::Unavailable, "PROVE_INTERNAL_ERROR", 8000);
     assert!(err.get_details_retry_info().is_some());
 }
@@ -207,10 +251,18 @@ async fn a_malformed_answer_is_internal_and_says_so() {
         ..SimulatorConfig::default()
     };
     let mut app = spawn_app_with(sim, no_retries()).await;
-    let err = app.unify.unify(unify(PossessionType::Mobile, "2001004014")).await.unwrap_err();
+    let err = app
+        .unify
+        .unify(unify(PossessionType::Mobile, "2001004014"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Internal);
     assert_eq!(error_info(&err).reason, "UPSTREAM_BAD_RESPONSE");
-    assert!(err.message().contains("not the documented JSON"), "{}", err.message());
+    assert!(
+        err.message().contains("not the documented JSON"),
+        "{}",
+        err.message()
+    );
 }
 
 #[tokio::test]
@@ -223,7 +275,11 @@ async fn a_dropped_connection_is_unavailable() {
         ..SimulatorConfig::default()
     };
     let mut app = spawn_app_with(sim, no_retries()).await;
-    let err = app.unify.unify(unify(PossessionType::Mobile, "2001004014")).await.unwrap_err();
+    let err = app
+        .unify
+        .unify(unify(PossessionType::Mobile, "2001004014"))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert_eq!(error_info(&err).reason, "UPSTREAM_UNAVAILABLE");
 }

@@ -1,5 +1,4 @@
 //! Health and reflection over a real socket.
-#![allow(clippy::unwrap_used)]
 
 use prove_gateway::config::OutboundSettings;
 use prove_gateway::simulator::SimulatorConfig;
@@ -7,10 +6,10 @@ use tokio_stream::StreamExt;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+use tonic_reflection::pb::v1::ServerReflectionRequest;
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
 use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
 use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-use tonic_reflection::pb::v1::ServerReflectionRequest;
 
 use crate::helpers::{spawn_app, spawn_app_with};
 
@@ -18,7 +17,11 @@ use crate::helpers::{spawn_app, spawn_app_with};
 async fn health_answers_serving_for_the_server_and_each_service() {
     let app = spawn_app().await;
     let mut health = HealthClient::new(app.channel.clone());
-    for service in ["", "prove.gateway.v1.UnifyService", "prove.gateway.v1.VerifyService"] {
+    for service in [
+        "",
+        "prove.gateway.v1.UnifyService",
+        "prove.gateway.v1.VerifyService",
+    ] {
         let answer = health
             .check(HealthCheckRequest {
                 service: service.into(),
@@ -55,7 +58,10 @@ async fn reflection_lists_both_services_and_health() {
         "prove.gateway.v1.VerifyService",
         "grpc.health.v1.Health",
     ] {
-        assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
     }
 }
 
@@ -100,7 +106,10 @@ async fn reflection_serves_a_method_and_the_files_it_imports() {
     .await;
     assert_eq!(files, ["prove/gateway/v1/unify_service.proto"]);
     // Clients then ask for each import by name; the `evaluation` Struct must resolve.
-    for import in ["google/protobuf/struct.proto", "prove/gateway/v1/types.proto"] {
+    for import in [
+        "google/protobuf/struct.proto",
+        "prove/gateway/v1/types.proto",
+    ] {
         let files = served_files(&app, MessageRequest::FileByFilename(import.into())).await;
         assert_eq!(files, [import]);
     }

@@ -64,7 +64,10 @@ pub async fn spawn_app_configured(
     let mut settings = Settings::for_tests(addr);
     settings.upstream = Upstream::Prove {
         base_url: sim.base_url().parse().unwrap(),
-        unify: credentials(simulator::SIM_UNIFY_CLIENT_ID, simulator::SIM_UNIFY_CLIENT_SECRET),
+        unify: credentials(
+            simulator::SIM_UNIFY_CLIENT_ID,
+            simulator::SIM_UNIFY_CLIENT_SECRET,
+        ),
         verify: credentials(
             simulator::SIM_VERIFY_CLIENT_ID,
             simulator::SIM_VERIFY_CLIENT_SECRET,

@@ -1,5 +1,4 @@
 //! Graceful shutdown: health turns NOT_SERVING, new calls are refused, calls in flight finish.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -46,7 +45,10 @@ async fn shutdown_reports_not_serving_lets_calls_finish_and_refuses_new_ones() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(watch.next().await.unwrap().unwrap().status(), ServingStatus::Serving);
+    assert_eq!(
+        watch.next().await.unwrap().unwrap().status(),
+        ServingStatus::Serving
+    );
 
     let mut client = app.unify.clone();
     let in_flight = tokio::spawn(async move { client.unify(unify()).await });
@@ -61,12 +63,21 @@ async fn shutdown_reports_not_serving_lets_calls_finish_and_refuses_new_ones() {
         .unwrap();
     assert_eq!(status.status(), ServingStatus::NotServing);
 
-    let answer = in_flight.await.unwrap().expect("the call in flight finishes");
+    let answer = in_flight
+        .await
+        .unwrap()
+        .expect("the call in flight finishes");
     assert_eq!(answer.into_inner().success(), UnifyOutcome::Pending);
 
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
-    assert!(endpoint.connect().await.is_err(), "new connections are refused");
-    stopping.await.unwrap().expect("run returns Ok after draining");
+    assert!(
+        endpoint.connect().await.is_err(),
+        "new connections are refused"
+    );
+    stopping
+        .await
+        .unwrap()
+        .expect("run returns Ok after draining");
 }
 
 /// Runs the real binary against a slow simulator, sends SIGTERM while a call is in flight.
@@ -88,7 +99,10 @@ async fn sigterm_lets_the_call_in_flight_finish_and_exits_zero() {
         .env("PROVE_CLIENT_ID", simulator::SIM_UNIFY_CLIENT_ID)
         .env("PROVE_CLIENT_SECRET", simulator::SIM_UNIFY_CLIENT_SECRET)
         .env("PROVE_VERIFY_CLIENT_ID", simulator::SIM_VERIFY_CLIENT_ID)
-        .env("PROVE_VERIFY_CLIENT_SECRET", simulator::SIM_VERIFY_CLIENT_SECRET)
+        .env(
+            "PROVE_VERIFY_CLIENT_SECRET",
+            simulator::SIM_VERIFY_CLIENT_SECRET,
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -113,7 +127,10 @@ async fn sigterm_lets_the_call_in_flight_finish_and_exits_zero() {
         .unwrap();
     assert!(killed.success());
 
-    let answer = in_flight.await.unwrap().expect("the call in flight finishes");
+    let answer = in_flight
+        .await
+        .unwrap()
+        .expect("the call in flight finishes");
     assert_eq!(answer.into_inner().success(), UnifyOutcome::Pending);
     let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await

@@ -1,6 +1,5 @@
 //! OAuth tokens: one token request serves many calls, expiry refreshes it, and a token Prove
 //! refuses mid-flight is replaced with one retry.
-#![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,4 @@
 //! Unified Authentication end to end: gRPC client → gateway → HTTP → simulator → back.
-#![allow(clippy::unwrap_used)]
 
 use prove_gateway::grpc::pb::{
     PossessionType, UnifyBindRequest, UnifyOutcome, UnifyRequest, UnifyStatusRequest,
@@ -32,7 +31,10 @@ async fn mobile_unify_then_possession_then_status_succeeds_with_a_device_id() {
     assert!(!started.auth_token.is_empty());
 
     app.sim
-        .complete_possession(&started.correlation_id, PossessionAction::Otp("1234".into()))
+        .complete_possession(
+            &started.correlation_id,
+            PossessionAction::Otp("1234".into()),
+        )
         .unwrap();
     let status = app
         .unify
@@ -54,7 +56,11 @@ async fn mobile_unify_then_possession_then_status_succeeds_with_a_device_id() {
     let sent = records.last("/v3/unify").unwrap().body.clone().unwrap();
     assert_eq!(sent["possessionType"], "mobile");
     assert_eq!(sent["phoneNumber"], "2001004014");
-    assert!(sent["clientRequestId"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(
+        sent["clientRequestId"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
 }
 
 #[tokio::test]
@@ -67,7 +73,10 @@ async fn a_wrong_otp_fails_the_session() {
         .unwrap()
         .into_inner();
     app.sim
-        .complete_possession(&started.correlation_id, PossessionAction::Otp("9999".into()))
+        .complete_possession(
+            &started.correlation_id,
+            PossessionAction::Otp("9999".into()),
+        )
         .unwrap();
     let status = app
         .unify
@@ -103,7 +112,14 @@ async fn desktop_unify_with_final_target_url_succeeds_without_a_device_id() {
         .into_inner();
     assert_eq!(status.success(), UnifyOutcome::Success);
     assert!(status.device_id.is_empty(), "desktop places no Prove Key");
-    let sent = app.sim.records().last("/v3/unify").unwrap().body.clone().unwrap();
+    let sent = app
+        .sim
+        .records()
+        .last("/v3/unify")
+        .unwrap()
+        .body
+        .clone()
+        .unwrap();
     assert_eq!(sent["finalTargetUrl"], "https://www.example.com/continue");
 }
 
@@ -140,5 +156,14 @@ async fn customer_supplied_possession_requires_bind_and_bind_succeeds() {
     assert_eq!(bound.success(), UnifyOutcome::Success);
     assert!(!bound.prove_id.is_empty());
     assert!(!bound.phone_number.is_empty());
-    assert_eq!(app.sim.records().last("/v3/unify").unwrap().body.clone().unwrap()["possessionType"], "none");
+    assert_eq!(
+        app.sim
+            .records()
+            .last("/v3/unify")
+            .unwrap()
+            .body
+            .clone()
+            .unwrap()["possessionType"],
+        "none"
+    );
 }

@@ -1,6 +1,5 @@
 //! Invalid requests are refused with INVALID_ARGUMENT and a BadRequest naming each field,
 //! before any call to Prove (the simulator's counters stay at zero).
-#![allow(clippy::unwrap_used)]
 
 use prove_gateway::grpc::pb::{
     PossessionType, UnifyBindRequest, UnifyRequest, UnifyStatusRequest, VerifyRequest,
@@ -14,7 +13,10 @@ use crate::helpers::{error_info, spawn_app};
 fn fields(status: &tonic::Status) -> Vec<String> {
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     let info = error_info(status);
-    assert_eq!((info.reason.as_str(), info.domain.as_str()), ("INVALID_FIELD", "prove-gateway"));
+    assert_eq!(
+        (info.reason.as_str(), info.domain.as_str()),
+        ("INVALID_FIELD", "prove-gateway")
+    );
     status
         .get_details_bad_request()
         .expect("BadRequest detail")
@@ -54,7 +56,11 @@ async fn invalid_requests_never_reach_prove() {
         .unwrap_err();
     assert_eq!(fields(&err), ["correlation_id"]);
 
-    let err = app.unify.unify_bind(UnifyBindRequest::default()).await.unwrap_err();
+    let err = app
+        .unify
+        .unify_bind(UnifyBindRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(fields(&err), ["correlation_id", "phone_number"]);
 
     let err = app
@@ -67,9 +73,16 @@ async fn invalid_requests_never_reach_prove() {
         .await
         .unwrap_err();
     assert_eq!(fields(&err), ["phone_number", "first_name", "last_name"]);
-    assert!(!err.message().contains("100-4011"), "no personal data in messages");
+    assert!(
+        !err.message().contains("100-4011"),
+        "no personal data in messages"
+    );
 
-    let err = app.verify.verify_status(VerifyStatusRequest::default()).await.unwrap_err();
+    let err = app
+        .verify
+        .verify_status(VerifyStatusRequest::default())
+        .await
+        .unwrap_err();
     assert_eq!(fields(&err), ["correlation_id"]);
 
     // Every field within its own limit, but control characters take six bytes each in JSON
@@ -86,13 +99,16 @@ async fn invalid_requests_never_reach_prove() {
         sms_message: control.repeat(160),
         ..Default::default()
     };
-    let json_len =
-        serde_json::to_vec(&prove_gateway::grpc::convert::unify_request(&oversized))
-            .unwrap()
-            .len();
+    let json_len = serde_json::to_vec(&prove_gateway::grpc::convert::unify_request(&oversized))
+        .unwrap()
+        .len();
     assert!(json_len > 4096, "{json_len}");
     let err = app.unify.unify(oversized).await.unwrap_err();
     assert_eq!(fields(&err), ["request"]);
 
-    assert_eq!(app.sim.records().total(), 0, "nothing reached Prove, not even /token");
+    assert_eq!(
+        app.sim.records().total(),
+        0,
+        "nothing reached Prove, not even /token"
+    );
 }

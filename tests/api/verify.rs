@@ -1,5 +1,4 @@
 //! Verified Users end to end, with and without possession.
-#![allow(clippy::unwrap_used)]
 
 use prove_gateway::grpc::pb::{
     CheckResult, PossessionType, VerifyOutcome, VerifyRequest, VerifyStatusRequest,
@@ -64,7 +63,14 @@ async fn verify_without_possession_answers_at_once() {
     assert_eq!(answer.possession_result(), CheckResult::NotApplicable);
     assert_eq!(answer.possession_result_raw, "not_applicable");
     assert_eq!(answer.verify_result(), CheckResult::Success);
-    let sent = app.sim.records().last("/v3/verify").unwrap().body.clone().unwrap();
+    let sent = app
+        .sim
+        .records()
+        .last("/v3/verify")
+        .unwrap()
+        .body
+        .clone()
+        .unwrap();
     assert_eq!(sent["firstName"], "Sheilakathryn");
     assert_eq!(sent["possessionType"], "none");
 }

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test of prove-gateway: the Rust unit and black-box tests, the protobuf lint, and
+# the Helm chart checks. Tools it needs (buf from npm, helm and kubeconform from the Go module
+# proxy) are installed on first use, so a fresh machine with cargo, go, node and python3 works.
+#
+# Usage: bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "protobuf contract: buf lint (STANDARD + COMMENTS)"
+if [ ! -x tools/node_modules/.bin/buf ]; then
+  npm ci --prefix tools --no-audit --no-fund --loglevel=error
+fi
+tools/node_modules/.bin/buf lint
+
+step "Rust: unit and black-box tests"
+cargo test --all-targets
+
+step "Helm chart: lint, Kubernetes schemas, env names and ports against the binary"
+cargo build --quiet
+bash scripts/helm-check.sh target/debug/prove-gateway
