@@ -131,14 +131,14 @@ async fn v3_gate(
         Err(error) => return error.into_response(),
     };
     let decision = state.limiter.check(&caller.client_id, now);
-    let (latency, fault) = state.faults.draw();
+    let latency = state.faults.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     let mut response = if decision.is_some_and(|d| !d.allowed) {
         ApiError::rate_limited().into_response()
     } else {
-        match fault {
+        match state.faults.draw() {
             None => {
                 request.extensions_mut().insert(caller.clone());
                 next.run(request).await
