@@ -48,7 +48,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use error::SimulatorError;
 pub use faults::{FaultKind, Faults};
 pub use records::{MAX_RECORDS, RecordedRequest, Records};
