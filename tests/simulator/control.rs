@@ -111,3 +111,27 @@ async fn run_standalone_serves_until_its_shutdown_future_completes() {
     server.await.unwrap().unwrap();
     assert!(reqwest::Client::new().get(&url).send().await.is_err());
 }
+
+#[tokio::test]
+async fn the_simulator_also_speaks_http2_with_prior_knowledge() {
+    let sim = start().await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = h2
+        .post(sim.url("/token"))
+        .form(&[
+            ("client_id", prove_gateway::simulator::SIM_UNIFY_CLIENT_ID),
+            (
+                "client_secret",
+                prove_gateway::simulator::SIM_UNIFY_CLIENT_SECRET,
+            ),
+            ("grant_type", "client_credentials"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+}
