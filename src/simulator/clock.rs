@@ -1,5 +1,5 @@
 //! The simulator's notion of "now": a [`Clock`] trait with a real [`SystemClock`] and a
-//! [`ManualClock`] that tests advance by hand.
+//! [`ManualClock`] that tests advance by hand; a [`TokioClock`] follows tokio's pausable clock.
 //!
 //! Everything that expires (OAuth tokens after `token_ttl`, sessions after 15 minutes, OTP and
 //! Instant Link windows) and the rate limiter's one-second windows read time through this trait,
@@ -69,6 +69,38 @@ impl Default for ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
         *self.now.lock()
+    }
+}
+
+/// Wall-clock time that advances with tokio's clock: the wall time at creation plus the tokio
+/// time elapsed since. Under `tokio::time::pause()` / `advance()` it moves with the test's virtual
+/// time, so token expiry in the simulator and timers in the gateway (which use tokio time) stay in
+/// step.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    wall: SystemTime,
+    origin: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// Starts at the current wall-clock time. Call it inside the runtime whose clock it follows.
+    pub fn new() -> Self {
+        Self {
+            wall: SystemTime::now(),
+            origin: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> SystemTime {
+        self.wall + self.origin.elapsed()
     }
 }
 

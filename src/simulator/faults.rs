@@ -2,8 +2,9 @@
 //! connections and 200 answers whose body is not JSON, each with a configurable probability,
 //! changeable at run time and optionally seeded for reproducible runs.
 //!
-//! Faults are drawn after the bearer token and the rate limit were checked, so a faulted request
-//! still counts against the limit, and before the sandbox logic runs, so a faulted request never
+//! Latency applies to every `/v3` request with a valid token (429s included). The other faults
+//! are drawn after the bearer token and the rate limit were checked, so a faulted request still
+//! counts against the limit, and before the sandbox logic runs, so a faulted request never
 //! changes a session: retrying it is always safe. `/token` and `/_simulator/*` are never faulted,
 //! so tests can always get a token and change the faults back.
 
@@ -86,12 +87,17 @@ impl FaultInjector {
         self.inner.lock().0.clone()
     }
 
-    /// The latency to add and the fault, if any, for one request.
-    pub fn draw(&self) -> (Duration, Option<FaultKind>) {
+    /// The latency to add before every `/v3` answer.
+    pub fn latency(&self) -> Duration {
+        self.inner.lock().0.latency
+    }
+
+    /// Draws the fault, if any, for one request the rate limiter admitted.
+    pub fn draw(&self) -> Option<FaultKind> {
         let mut guard = self.inner.lock();
         let (faults, rng) = &mut *guard;
         let mut hit = |rate: f64| rate > 0.0 && rng.random::<f64>() < rate;
-        let kind = if hit(faults.drop_rate) {
+        if hit(faults.drop_rate) {
             Some(FaultKind::Drop)
         } else if hit(faults.error_rate) {
             Some(FaultKind::Error)
@@ -99,8 +105,7 @@ impl FaultInjector {
             Some(FaultKind::Malformed)
         } else {
             None
-        };
-        (faults.latency, kind)
+        }
     }
 }
 
@@ -158,7 +163,7 @@ mod tests {
             seed: Some(7),
             ..Faults::none()
         };
-        let draws = |inj: &FaultInjector| (0..32).map(|_| inj.draw().1).collect::<Vec<_>>();
+        let draws = |inj: &FaultInjector| (0..32).map(|_| inj.draw()).collect::<Vec<_>>();
         let a = draws(&FaultInjector::new(faults.clone()));
         let b = draws(&FaultInjector::new(faults));
         assert_eq!(a, b);

@@ -18,7 +18,7 @@
 //! # }
 //! ```
 //!
-//! Files: `routes.rs` (HTTP handlers and middleware), `control.rs` (`/_simulator/*`),
+//! Files: `routes.rs` (router, middleware, `/token`), `v3.rs` (the `/v3` handlers), `control.rs` (`/_simulator/*`),
 //! `models.rs` (wire JSON), `validate.rs` (request rules), `sandbox.rs` (test users),
 //! `sessions.rs` (state machine, expiry), `auth.rs` (tokens), `rate_limit.rs`, `faults.rs`,
 //! `records.rs`, `conn.rs` (droppable connections), `clock.rs`, `error.rs`.
@@ -35,6 +35,7 @@ mod records;
 mod routes;
 mod sandbox;
 mod sessions;
+mod v3;
 mod validate;
 
 use std::future::Future;
@@ -48,7 +49,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, ManualClock, SystemClock, TokioClock};
 pub use error::SimulatorError;
 pub use faults::{FaultKind, Faults};
 pub use records::{MAX_RECORDS, RecordedRequest, Records};

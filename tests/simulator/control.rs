@@ -75,3 +75,63 @@ async fn shutdown_stops_the_server() {
     let fresh = reqwest::Client::new();
     assert!(fresh.post(&url).send().await.is_err());
 }
+
+#[tokio::test]
+async fn run_standalone_serves_until_its_shutdown_future_completes() {
+    use prove_gateway::simulator::{SimulatorConfig, run_standalone};
+    // A free port, found by binding and releasing it (run_standalone binds its own).
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let config = SimulatorConfig {
+        listen: addr,
+        ..SimulatorConfig::default()
+    };
+    let server = tokio::spawn(run_standalone(config, async {
+        let _ = stopped.await;
+    }));
+    let url = format!("http://{addr}/_simulator/rate-limit");
+    let client = reqwest::Client::new();
+    let mut answered = false;
+    for _ in 0..50 {
+        if let Ok(response) = client.get(&url).send().await {
+            assert_eq!(
+                response.json::<serde_json::Value>().await.unwrap(),
+                json!({"rps": 25})
+            );
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(answered, "the standalone simulator never answered");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+    assert!(reqwest::Client::new().get(&url).send().await.is_err());
+}
+
+#[tokio::test]
+async fn the_simulator_also_speaks_http2_with_prior_knowledge() {
+    let sim = start().await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = h2
+        .post(sim.url("/token"))
+        .form(&[
+            ("client_id", prove_gateway::simulator::SIM_UNIFY_CLIENT_ID),
+            (
+                "client_secret",
+                prove_gateway::simulator::SIM_UNIFY_CLIENT_SECRET,
+            ),
+            ("grant_type", "client_credentials"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.version(), reqwest::Version::HTTP_2);
+    assert_eq!(response.status(), 200);
+}

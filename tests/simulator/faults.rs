@@ -1,10 +1,11 @@
 //! Injected faults on `/v3`: 500 / 8000, latency, dropped connections and non-JSON 200s; set at
 //! start or at run time, never on `/token`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prove_gateway::simulator::{FaultKind, Faults, PossessionAction, Product};
 use serde_json::json;
+use tokio::time::Instant;
 
 use crate::helpers::{UNIFY_USER, start, start_with};
 

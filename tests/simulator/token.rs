@@ -163,3 +163,19 @@ async fn v3_without_or_with_an_unknown_bearer_token_is_401_8002() {
         .await
         .assert_error(401, 8002);
 }
+
+#[tokio::test(start_paused = true)]
+async fn tokio_clock_lets_paused_tokio_time_expire_tokens() {
+    let sim = start_with(|c| {
+        c.clock = std::sync::Arc::new(prove_gateway::simulator::TokioClock::new());
+        c.token_ttl = Duration::from_secs(60);
+    })
+    .await;
+    let token = sim.token(Product::Unify).await;
+    assert!(token_accepted(&sim, &token).await);
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let answer = sim
+        .unify_status(&token, "00000000-0000-4000-8000-000000000000")
+        .await;
+    answer.assert_error(401, 8002);
+}
