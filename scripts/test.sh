@@ -11,7 +11,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "protobuf contract: buf lint (STANDARD + COMMENTS)"
 if [ ! -x tools/node_modules/.bin/buf ]; then
-  npm ci --prefix tools --no-audit --no-fund --loglevel=error
+  npm install --prefix tools --no-audit --no-fund --loglevel=error
 fi
 tools/node_modules/.bin/buf lint
 
