@@ -160,7 +160,7 @@ pub struct GatewayArgs {
     #[arg(long, env = "PROVE_RATE_LIMIT_REDIS_URL", hide_env_values = true)]
     pub rate_limit_redis_url: Option<String>,
     /// Most HTTP attempts per Prove request (1: no retries).
-    #[arg(long, env = "PROVE_RETRY_MAX_ATTEMPTS", default_value_t = 3)]
+    #[arg(long, env = "PROVE_RETRY_MAX_ATTEMPTS", default_value_t = 5)]
     pub retry_max_attempts: u32,
     /// First backoff before a retry; it doubles per attempt, with full jitter.
     #[arg(long, env = "PROVE_RETRY_BASE_DELAY", default_value = "100ms", value_parser = parse_duration)]
@@ -287,7 +287,7 @@ impl Default for OutboundSettings {
             rate_limit_max_wait: Duration::from_secs(5),
             rate_limit_queue: 2048,
             rate_limit_redis_url: None,
-            retry_max_attempts: 3,
+            retry_max_attempts: 5,
             retry_base_delay: Duration::from_millis(100),
             retry_max_delay: Duration::from_secs(5),
         }

@@ -7,7 +7,7 @@
 //! admitted request pushes the TAT on by one emission interval. Because the wait is known
 //! before waiting, a caller whose deadline comes first is refused at once instead of timing out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
@@ -43,13 +43,31 @@ pub trait RateLimiter: Send + Sync + 'static {
     fn pause<'a>(&'a self, key: &'a str, until: Instant) -> BoxFuture<'a, ()>;
 }
 
-/// Per-key GCRA state.
-#[derive(Debug, Clone, Copy)]
+/// The sliding window the backstop counts in, a little over Prove's second for the same reason
+/// as [`SAFETY_MARGIN`].
+const WINDOW: Duration = Duration::from_millis(1020);
+
+/// Per-key limiter state.
+#[derive(Debug, Clone)]
 struct KeyState {
     /// Theoretical arrival time of the next request at the nominal rate.
     tat: Instant,
     /// No request before this instant (Prove's own signal).
     paused_until: Option<Instant>,
+    /// When the last `rps` permits were actually handed out. GCRA spaces the *scheduled*
+    /// times; a busy machine can wake a waiter late so that it bunches up with the next one.
+    /// This log is the backstop that holds the real send times to `rps` per window.
+    sent: VecDeque<Instant>,
+}
+
+impl KeyState {
+    fn new(now: Instant) -> Self {
+        Self {
+            tat: now,
+            paused_until: None,
+            sent: VecDeque::new(),
+        }
+    }
 }
 
 /// The in-process GCRA limiter: exact for one replica.
@@ -57,6 +75,7 @@ struct KeyState {
 pub struct LocalRateLimiter {
     emission: Duration,
     tolerance: Duration,
+    per_window: usize,
     max_wait: Duration,
     queue_limit: usize,
     waiting: Arc<AtomicUsize>,
@@ -71,6 +90,7 @@ impl LocalRateLimiter {
         Self {
             emission,
             tolerance: emission * settings.rate_limit_burst.saturating_sub(1),
+            per_window: settings.rate_limit_rps.max(1) as usize,
             max_wait: settings.rate_limit_max_wait,
             queue_limit: settings.rate_limit_queue,
             waiting: Arc::new(AtomicUsize::new(0)),
@@ -88,10 +108,9 @@ impl LocalRateLimiter {
     fn reserve(&self, key: &str, deadline: Option<Instant>) -> Result<Instant, ProveError> {
         let now = Instant::now();
         let mut keys = self.keys.lock();
-        let state = keys.entry(key.to_owned()).or_insert(KeyState {
-            tat: now,
-            paused_until: None,
-        });
+        let state = keys
+            .entry(key.to_owned())
+            .or_insert_with(|| KeyState::new(now));
         let base = state.tat.max(now);
         let mut start = base.checked_sub(self.tolerance).unwrap_or(now).max(now);
         if let Some(paused) = state.paused_until {
@@ -109,6 +128,26 @@ impl LocalRateLimiter {
         }
         state.tat = base.max(start) + self.emission;
         Ok(start)
+    }
+
+    /// Records a send at `now` if the window allows it; otherwise says when to look again.
+    fn admit(&self, key: &str, now: Instant) -> Result<(), Instant> {
+        let mut keys = self.keys.lock();
+        let state = keys
+            .entry(key.to_owned())
+            .or_insert_with(|| KeyState::new(now));
+        while state
+            .sent
+            .front()
+            .is_some_and(|oldest| *oldest + WINDOW <= now)
+        {
+            state.sent.pop_front();
+        }
+        if state.sent.len() >= self.per_window {
+            return Err(state.sent.front().map_or(now, |oldest| *oldest + WINDOW));
+        }
+        state.sent.push_back(now);
+        Ok(())
     }
 }
 
@@ -136,22 +175,24 @@ impl RateLimiter for LocalRateLimiter {
     ) -> BoxFuture<'a, Result<Duration, ProveError>> {
         Box::pin(async move {
             let asked = Instant::now();
-            let start = self.reserve(key, deadline)?;
-            if start > asked {
-                let _waiting = Waiting::enter(&self.waiting);
+            let mut start = self.reserve(key, deadline)?;
+            let _waiting = (start > asked).then(|| Waiting::enter(&self.waiting));
+            loop {
                 tokio::time::sleep_until(start).await;
+                match self.admit(key, Instant::now()) {
+                    Ok(()) => return Ok(asked.elapsed()),
+                    Err(retry_at) => start = retry_at,
+                }
             }
-            Ok(start.saturating_duration_since(asked))
         })
     }
 
     fn pause<'a>(&'a self, key: &'a str, until: Instant) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             let mut keys = self.keys.lock();
-            let state = keys.entry(key.to_owned()).or_insert(KeyState {
-                tat: until,
-                paused_until: None,
-            });
+            let state = keys
+                .entry(key.to_owned())
+                .or_insert_with(|| KeyState::new(until));
             state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
         })
     }
@@ -299,6 +340,32 @@ mod tests {
             .filter(|g| **g < Duration::from_secs(1))
             .count();
         assert_eq!(in_first_second, 25);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_wakeups_never_put_more_than_the_rate_into_one_window() {
+        let limiter = limiter(25, 1, Duration::from_secs(60), 100);
+        let start = Instant::now();
+        // Simulate a waiter woken 30 ms late by taking a permit, then stalling.
+        let mut sent = Vec::new();
+        for i in 0..60 {
+            limiter.acquire("k", None).await.unwrap();
+            sent.push(Instant::now());
+            if i % 10 == 0 {
+                tokio::time::advance(Duration::from_millis(30)).await;
+            }
+        }
+        for (i, t) in sent.iter().enumerate() {
+            let in_window = sent[i..]
+                .iter()
+                .take_while(|u| **u < *t + Duration::from_secs(1))
+                .count();
+            assert!(
+                in_window <= 25,
+                "{in_window} permits within a second of {:?}",
+                *t - start
+            );
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -271,6 +271,13 @@ impl Simulator {
         self.inner.shared.limiter.set_rps(rps);
     }
 
+    /// Answers every `/v3` and `/token` request with 429 for `duration`, `Retry-After` counting
+    /// down to its end: Prove asking for a pause longer than its one-second window.
+    pub fn throttle(&self, duration: Duration) {
+        let shared = &self.inner.shared;
+        shared.limiter.throttle(shared.clock.now() + duration);
+    }
+
     /// A snapshot of the requests received so far (the most recent [`MAX_RECORDS`]).
     pub fn records(&self) -> Records {
         self.inner.shared.records.snapshot()

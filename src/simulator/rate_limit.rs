@@ -23,12 +23,14 @@ pub(crate) struct Decision {
     pub remaining: u32,
     /// Unix second at which the current window ends.
     pub reset: u64,
+    /// Seconds a refused client must wait (`Retry-After`).
+    pub retry_after: u64,
 }
 
 impl Decision {
     /// Writes the `X-RateLimit-*` headers, plus `Retry-After` on a refusal. The window is one
-    /// second long, so `Retry-After` is always 1 (the docs require a whole number of seconds,
-    /// and 0 would invite an immediate retry).
+    /// second long, so `Retry-After` is 1 (the docs require a whole number of seconds, and 0
+    /// would invite an immediate retry), or longer while a throttle is set.
     pub fn write_headers(&self, headers: &mut HeaderMap) {
         let mut set = |name: &'static str, value: u64| {
             headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
@@ -37,7 +39,7 @@ impl Decision {
         set("x-ratelimit-remaining", u64::from(self.remaining));
         set("x-ratelimit-reset", self.reset);
         if !self.allowed {
-            set("retry-after", 1);
+            set("retry-after", self.retry_after);
         }
     }
 }
@@ -47,6 +49,8 @@ impl Decision {
 pub(crate) struct RateLimiter {
     rps: AtomicU32,
     windows: Mutex<HashMap<String, (u64, u32)>>,
+    /// Until then every client is refused, as Prove does when it asks for a longer pause.
+    throttled_until: Mutex<Option<SystemTime>>,
 }
 
 impl RateLimiter {
@@ -54,7 +58,13 @@ impl RateLimiter {
         Self {
             rps: AtomicU32::new(rps),
             windows: Mutex::new(HashMap::new()),
+            throttled_until: Mutex::new(None),
         }
+    }
+
+    /// Refuses every request until `until`, with `Retry-After` counting down to it.
+    pub fn throttle(&self, until: SystemTime) {
+        *self.throttled_until.lock() = Some(until);
     }
 
     /// Sets requests per second per client; 0 disables limiting (and its headers).
@@ -69,6 +79,17 @@ impl RateLimiter {
     /// Counts a request by `client_id`, unless it is refused; `None` when limiting is off.
     pub fn check(&self, client_id: &str, now: SystemTime) -> Option<Decision> {
         let limit = self.rps();
+        let throttled = *self.throttled_until.lock();
+        if let Some(wait) = throttled.and_then(|until| until.duration_since(now).ok()) {
+            let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            return Some(Decision {
+                allowed: false,
+                limit: limit.max(1),
+                remaining: 0,
+                reset: epoch_secs(now) + retry_after,
+                retry_after,
+            });
+        }
         if limit == 0 {
             return None;
         }
@@ -90,6 +111,7 @@ impl RateLimiter {
             limit,
             remaining: limit.saturating_sub(*count),
             reset: second + 1,
+            retry_after: 1,
         })
     }
 }

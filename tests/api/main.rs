@@ -5,6 +5,7 @@
 mod errors;
 mod health;
 mod helpers;
+mod resilience;
 mod shutdown;
 mod tokens;
 mod unify;

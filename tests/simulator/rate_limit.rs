@@ -133,3 +133,20 @@ impl EpochSecs for prove_gateway::simulator::ManualClock {
         self.now().duration_since(UNIX_EPOCH).unwrap().as_secs()
     }
 }
+
+#[tokio::test]
+async fn a_throttle_refuses_everything_with_retry_after_counting_down() {
+    let sim = limited(25).await;
+    let token = sim.token(Product::Verify).await;
+    sim.sim.throttle(Duration::from_secs(2));
+    let refused = sim.verify_status(&token, ANY_ID).await;
+    refused.assert_error(429, 8018);
+    assert_eq!(header_u64(&refused, "retry-after"), 2);
+    sim.clock.advance(Duration::from_millis(1500));
+    let refused = sim.verify_status(&token, ANY_ID).await;
+    assert_eq!(header_u64(&refused, "retry-after"), 1);
+    sim.clock.advance(Duration::from_millis(600));
+    sim.verify_status(&token, ANY_ID)
+        .await
+        .assert_error(403, 8008);
+}

@@ -1,0 +1,243 @@
+//! The outbound path under load and faults: Prove's rate limit is never tripped, transient
+//! failures are retried within a budget, Prove's pauses are honoured, overload is shed at once,
+//! and nothing is sent after the caller's deadline.
+
+use std::time::Duration;
+
+use prove_gateway::config::OutboundSettings;
+use prove_gateway::grpc::pb::{PossessionType, UnifyRequest};
+use prove_gateway::simulator::{Faults, RecordedRequest, SimulatorConfig};
+use tokio::time::Instant;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::helpers::{TestApp, error_info, spawn_app_with, with_timeout};
+
+fn unify() -> UnifyRequest {
+    UnifyRequest {
+        possession_type: PossessionType::Mobile as i32,
+        phone_number: "2001004014".into(),
+        ..Default::default()
+    }
+}
+
+/// Runs `n` Unify calls at once and returns their results.
+async fn concurrent_unify(app: &TestApp, n: usize) -> Vec<Result<(), tonic::Status>> {
+    let calls = (0..n).map(|_| {
+        let mut client = app.unify.clone();
+        async move { client.unify(unify()).await.map(|_| ()) }
+    });
+    futures::future::join_all(calls).await
+}
+
+/// The largest number of requests the upstream received within any one second.
+fn busiest_second(requests: &[RecordedRequest]) -> usize {
+    let mut times: Vec<Instant> = requests.iter().map(|r| r.received).collect();
+    times.sort();
+    (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| **t < times[i] + Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn two_hundred_concurrent_calls_never_trip_proves_rate_limit() {
+    let outbound = OutboundSettings {
+        rate_limit_max_wait: Duration::from_secs(30),
+        ..OutboundSettings::default()
+    };
+    let app = spawn_app_with(SimulatorConfig::default(), outbound).await;
+
+    let results = concurrent_unify(&app, 200).await;
+
+    assert!(results.iter().all(Result::is_ok), "every call succeeds");
+    let records = app.sim.records();
+    assert_eq!(records.count("/v3/unify"), 200);
+    assert_eq!(
+        records
+            .requests()
+            .iter()
+            .filter(|r| r.status == Some(429))
+            .count(),
+        0
+    );
+    let busiest = busiest_second(records.requests());
+    assert!(
+        busiest <= 25,
+        "{busiest} requests reached Prove within one second"
+    );
+}
+
+#[tokio::test]
+async fn thirty_percent_server_errors_are_ridden_out_within_the_retry_budget() {
+    let sim = SimulatorConfig {
+        faults: Faults {
+            error_rate: 0.3,
+            seed: Some(7),
+            ..Faults::none()
+        },
+        ..SimulatorConfig::default()
+    };
+    let outbound = OutboundSettings {
+        rate_limit_max_wait: Duration::from_secs(60),
+        ..OutboundSettings::default()
+    };
+    let app = spawn_app_with(sim, outbound).await;
+
+    let results = concurrent_unify(&app, 200).await;
+
+    let failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(
+        failures.len() <= 2,
+        "{} of 200 failed: {:?}",
+        failures.len(),
+        failures.first()
+    );
+    let records = app.sim.records();
+    let sent = records.count("/v3/unify");
+    let extra = sent - 200;
+    // The budget: 2 retries per second over its 10-second window, plus half the requests.
+    let allowed = 20 + 200 / 2;
+    assert!(extra > 0, "failures were retried");
+    assert!(extra <= allowed, "{extra} retries, budget {allowed}");
+    assert_eq!(
+        records
+            .requests()
+            .iter()
+            .filter(|r| r.status == Some(429))
+            .count(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn after_a_429_with_retry_after_2_nothing_reaches_prove_for_2_seconds() {
+    let app = spawn_app_with(SimulatorConfig::default(), OutboundSettings::default()).await;
+    let mut client = app.unify.clone();
+    client.unify(unify()).await.unwrap(); // warm the token
+    app.sim.reset_records();
+
+    app.sim.throttle(Duration::from_secs(2));
+    let first = tokio::spawn({
+        let mut client = app.unify.clone();
+        async move { client.unify(unify()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = tokio::spawn({
+        let mut client = app.unify.clone();
+        async move { client.unify(unify()).await }
+    });
+    first.await.unwrap().unwrap();
+    second.await.unwrap().unwrap();
+
+    let records = app.sim.records();
+    let mut requests: Vec<_> = records.for_path("/v3/unify").collect();
+    requests.sort_by_key(|r| r.received);
+    assert_eq!(requests[0].status, Some(429));
+    let throttled_at = requests[0].received;
+    for later in &requests[1..] {
+        assert!(
+            later.received >= throttled_at + Duration::from_secs(2),
+            "a request arrived {:?} after the 429",
+            later.received - throttled_at
+        );
+    }
+    assert_eq!(requests.len(), 3, "one 429, then both calls once each");
+}
+
+#[tokio::test]
+async fn a_call_with_a_short_deadline_behind_a_full_queue_is_refused_at_once() {
+    let outbound = OutboundSettings {
+        rate_limit_rps: 1,
+        rate_limit_queue: 2,
+        rate_limit_max_wait: Duration::from_secs(60),
+        ..OutboundSettings::default()
+    };
+    let app = spawn_app_with(SimulatorConfig::default(), outbound).await;
+    let mut warm = app.unify.clone();
+    warm.unify(unify()).await.unwrap(); // the token and one call: the limiter is now busy
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let mut client = app.unify.clone();
+            tokio::spawn(async move { client.unify(unify()).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let mut client = app.unify.clone();
+    let asked = Instant::now();
+    let err = client
+        .unify(with_timeout(unify(), Duration::from_millis(100)))
+        .await
+        .unwrap_err();
+
+    // Refused by the gateway itself (not cut off by the deadline), with a hint when to retry.
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert_eq!(error_info(&err).reason, "GATEWAY_OVERLOADED");
+    assert!(err.get_details_retry_info().is_some());
+    assert!(asked.elapsed() < Duration::from_millis(100));
+
+    // With room in the queue but a wait longer than the deadline: refused at once as well.
+    for call in waiting {
+        call.await.unwrap().unwrap();
+    }
+    let err = client
+        .unify(with_timeout(unify(), Duration::from_millis(100)))
+        .await;
+    if let Err(err) = err {
+        assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+        assert_eq!(error_info(&err).reason, "GATEWAY_RATE_LIMITED");
+    }
+}
+
+#[tokio::test]
+async fn retries_stop_at_the_callers_deadline() {
+    let sim = SimulatorConfig {
+        faults: Faults {
+            error_rate: 1.0,
+            latency: Duration::from_millis(50),
+            ..Faults::none()
+        },
+        ..SimulatorConfig::default()
+    };
+    let outbound = OutboundSettings {
+        retry_max_attempts: 50,
+        retry_base_delay: Duration::from_millis(100),
+        retry_max_delay: Duration::from_millis(200),
+        ..OutboundSettings::default()
+    };
+    let app = spawn_app_with(sim, outbound).await;
+    let mut client = app.unify.clone();
+
+    let asked = Instant::now();
+    let err = client
+        .unify(with_timeout(unify(), Duration::from_secs(1)))
+        .await
+        .unwrap_err();
+    let deadline = asked + Duration::from_secs(1);
+
+    assert!(
+        // The gateway answers with the last 500 when no retry fits, or the deadline cuts the
+        // last attempt off (the client then reports its own timeout as CANCELLED).
+        matches!(
+            err.code(),
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
+        ),
+        "{err:?}"
+    );
+    let records = app.sim.records();
+    let attempts: Vec<_> = records.for_path("/v3/unify").collect();
+    assert!(attempts.len() >= 2, "retried before the deadline");
+    assert!(attempts.len() < 50, "stopped long before the attempt cap");
+    for attempt in attempts {
+        assert!(
+            attempt.received < deadline,
+            "an attempt was sent after the deadline"
+        );
+    }
+}
