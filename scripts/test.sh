@@ -16,6 +16,11 @@ fi
 tools/node_modules/.bin/buf lint
 
 step "Rust: unit and black-box tests"
+# The shared rate limiter is tested against a real redis-server.
+if ! command -v redis-server >/dev/null; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server
+fi
 cargo test --all-targets
 
 step "Helm chart: lint, Kubernetes schemas, env names and ports against the binary"

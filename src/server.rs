@@ -6,7 +6,6 @@
 //! timeout to finish, then [`run`] returns and the process exits 0.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tonic::transport::Server;
@@ -19,7 +18,7 @@ use crate::grpc::pb::unify_service_server::UnifyServiceServer;
 use crate::grpc::pb::verify_service_server::VerifyServiceServer;
 use crate::grpc::{self, UnifyApi, VerifyApi};
 use crate::prove::ProveClient;
-use crate::resilience::{self, LocalRateLimiter, http::build_client};
+use crate::resilience::{self, http::build_client};
 use crate::simulator;
 
 /// The Prove client and, in simulator mode, the embedded simulator it talks to (kept alive as
@@ -64,7 +63,8 @@ async fn connect_upstream(
         }
     };
     let client = build_client(settings.outbound.connect_timeout)?;
-    let limiter = Arc::new(LocalRateLimiter::new(&settings.outbound));
+    let limiter = resilience::limiter(&settings.outbound)
+        .map_err(|e| anyhow::anyhow!("PROVE_RATE_LIMIT_REDIS_URL: {e}"))?;
     let outbound = resilience::outbound_stack(client, base_url, limiter, &settings.outbound);
     Ok((ProveClient::new(outbound, unify, verify), embedded))
 }

@@ -15,6 +15,7 @@
 
 pub mod http;
 pub mod rate_limit;
+pub mod redis_limiter;
 pub mod retry;
 pub mod timeout;
 
@@ -29,6 +30,16 @@ use tower::util::BoxCloneSyncService;
 use crate::config::OutboundSettings;
 use crate::prove::ProveError;
 pub use rate_limit::{LocalRateLimiter, RateLimiter, retry_after};
+pub use redis_limiter::RedisRateLimiter;
+
+/// The limiter the settings ask for: shared through Redis when `PROVE_RATE_LIMIT_REDIS_URL` is
+/// set, else this replica's own.
+pub fn limiter(settings: &OutboundSettings) -> Result<Arc<dyn RateLimiter>, redis::RedisError> {
+    Ok(match &settings.rate_limit_redis_url {
+        Some(url) => Arc::new(RedisRateLimiter::new(url, settings)?),
+        None => Arc::new(LocalRateLimiter::new(settings)),
+    })
+}
 
 /// The Prove endpoints the gateway calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -24,7 +24,7 @@ use crate::prove::ProveError;
 /// Prove counts requests per second in windows we cannot see; running 2% below the configured
 /// rate keeps arrival jitter of a few milliseconds from ever pushing a 26th request into one of
 /// Prove's seconds, and still reaches 98% of the budget.
-const SAFETY_MARGIN: f64 = 1.02;
+pub(super) const SAFETY_MARGIN: f64 = 1.02;
 
 /// A rate limiter in front of every Prove request.
 pub trait RateLimiter: Send + Sync + 'static {
@@ -152,10 +152,10 @@ impl LocalRateLimiter {
 }
 
 /// Counts a waiting caller for as long as it waits, cancelled or not.
-struct Waiting(Arc<AtomicUsize>);
+pub(super) struct Waiting(Arc<AtomicUsize>);
 
 impl Waiting {
-    fn enter(counter: &Arc<AtomicUsize>) -> Self {
+    pub(super) fn enter(counter: &Arc<AtomicUsize>) -> Self {
         counter.fetch_add(1, Ordering::Relaxed);
         Self(counter.clone())
     }

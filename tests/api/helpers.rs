@@ -59,6 +59,11 @@ pub async fn spawn_app_configured(
     configure: impl FnOnce(&mut Settings),
 ) -> TestApp {
     let sim = simulator::spawn(sim).await.expect("simulator starts");
+    spawn_gateway(sim, configure).await
+}
+
+/// A gateway (one more replica) in front of an existing simulator.
+pub async fn spawn_gateway(sim: Simulator, configure: impl FnOnce(&mut Settings)) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut settings = Settings::for_tests(addr);

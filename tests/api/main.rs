@@ -6,6 +6,7 @@ mod errors;
 mod health;
 mod helpers;
 mod resilience;
+mod shared_limit;
 mod shutdown;
 mod tokens;
 mod unify;
