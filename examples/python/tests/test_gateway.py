@@ -1,0 +1,144 @@
+"""The Python client against a live gateway on the embedded simulator.
+
+scripts/clients-test.sh starts one and sets GATEWAY_ADDR (host:port) and SIMULATOR_URL."""
+
+import json
+import os
+import urllib.request
+import uuid
+
+import grpc
+import pytest
+
+from prove.gateway.v1 import errors_pb2, types_pb2, unify_service_pb2, unify_service_pb2_grpc
+from prove.gateway.v1 import verify_service_pb2, verify_service_pb2_grpc
+from prove_client import channel, error_details
+
+TIMEOUT = 10  # seconds, the deadline of every call
+
+
+def _env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"set {name} (scripts/clients-test.sh does)", pytrace=False)
+    return value
+
+
+@pytest.fixture(scope="session")
+def gateway():
+    with channel(_env("GATEWAY_ADDR")) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    base = _env("SIMULATOR_URL")
+
+    def call(method: str, path: str, body: dict) -> None:
+        request = urllib.request.Request(
+            base + path,
+            data=json.dumps(body).encode(),
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+            assert 200 <= response.status < 300, f"{method} {path}: HTTP {response.status}"
+
+    return call
+
+
+def test_unify_mobile_flow_succeeds(gateway, simulator):
+    unify = unify_service_pb2_grpc.UnifyServiceStub(gateway)
+    started = unify.Unify(
+        unify_service_pb2.UnifyRequest(
+            possession_type=types_pb2.POSSESSION_TYPE_MOBILE, phone_number="2001004014"
+        ),
+        timeout=TIMEOUT,
+    )
+    assert started.success == unify_service_pb2.UNIFY_OUTCOME_PENDING
+    assert started.auth_token
+
+    # What Prove's client SDK does on the phone: pass possession with the sandbox OTP.
+    simulator(
+        "POST",
+        "/_simulator/possession",
+        {"correlationId": started.correlation_id, "action": "otp", "otp": "1234"},
+    )
+
+    done = unify.UnifyStatus(
+        unify_service_pb2.UnifyStatusRequest(correlation_id=started.correlation_id),
+        timeout=TIMEOUT,
+    )
+    assert done.success == unify_service_pb2.UNIFY_OUTCOME_SUCCESS
+    assert done.prove_id
+
+
+def test_verify_customer_supplied_succeeds(gateway):
+    verify = verify_service_pb2_grpc.VerifyServiceStub(gateway)
+    response = verify.Verify(
+        verify_service_pb2.VerifyRequest(
+            possession_type=types_pb2.POSSESSION_TYPE_CUSTOMER_SUPPLIED,
+            phone_number="2001004011",
+            first_name="Tod",
+            last_name="Weedall",
+        ),
+        timeout=TIMEOUT,
+    )
+    assert response.success == verify_service_pb2.VERIFY_OUTCOME_SUCCESS
+    assert response.possession_result == types_pb2.CHECK_RESULT_NOT_APPLICABLE
+
+
+def test_invalid_field_carries_bad_request(gateway):
+    unify = unify_service_pb2_grpc.UnifyServiceStub(gateway)
+    with pytest.raises(grpc.RpcError) as raised:
+        # final_target_url is required for DESKTOP.
+        unify.Unify(
+            unify_service_pb2.UnifyRequest(
+                possession_type=types_pb2.POSSESSION_TYPE_DESKTOP, phone_number="2001004014"
+            ),
+            timeout=TIMEOUT,
+        )
+    details = error_details(raised.value)
+    assert details.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.error_info.reason == "INVALID_FIELD"
+    assert details.error_info.domain == "prove-gateway"
+    assert [v.field for v in details.bad_request.field_violations] == ["final_target_url"]
+    assert details.prove_error is None  # Prove was not called
+
+
+def test_unknown_correlation_id_carries_prove_error(gateway):
+    unify = unify_service_pb2_grpc.UnifyServiceStub(gateway)
+    with pytest.raises(grpc.RpcError) as raised:
+        unify.UnifyStatus(
+            unify_service_pb2.UnifyStatusRequest(correlation_id=str(uuid.uuid4())),
+            timeout=TIMEOUT,
+        )
+    details = error_details(raised.value)
+    assert details.code == grpc.StatusCode.FAILED_PRECONDITION
+    assert details.error_info.reason == "INVALID_CORRELATION_ID"
+    assert details.error_info.metadata["proveCode"] == "8008"
+    assert details.prove_error.code == errors_pb2.PROVE_ERROR_CODE_INVALID_CORRELATION_ID
+    assert details.prove_error.raw_code == 8008
+    assert details.retry_info is None  # waiting does not help
+
+
+def test_prove_outage_carries_retry_info(gateway, simulator):
+    # Every Prove call answers 500/8000 until the faults are cleared again.
+    simulator("PUT", "/_simulator/faults", {"errorRate": 1.0})
+    try:
+        unify = unify_service_pb2_grpc.UnifyServiceStub(gateway)
+        with pytest.raises(grpc.RpcError) as raised:
+            unify.Unify(
+                unify_service_pb2.UnifyRequest(
+                    possession_type=types_pb2.POSSESSION_TYPE_MOBILE, phone_number="2001004014"
+                ),
+                timeout=TIMEOUT,
+            )
+    finally:
+        simulator("PUT", "/_simulator/faults", {})
+    details = error_details(raised.value)
+    assert details.code == grpc.StatusCode.UNAVAILABLE
+    assert details.error_info.reason == "PROVE_INTERNAL_ERROR"
+    assert details.error_info.domain == "proveapis.com"
+    assert details.retry_info.retry_delay.ToTimedelta().total_seconds() > 0
+    assert details.prove_error.raw_code == 8000
