@@ -316,6 +316,8 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// Drain timeout on shutdown.
     pub drain_timeout: Duration,
+    /// Delay between NOT_SERVING and refusing new calls.
+    pub shutdown_delay: Duration,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -336,6 +338,7 @@ impl Settings {
             listen,
             metrics_listen: None,
             drain_timeout: Duration::from_secs(5),
+            shutdown_delay: Duration::ZERO,
             log_format: LogFormat::Text,
             log: "warn".into(),
             upstream: Upstream::Simulator {
@@ -415,6 +418,7 @@ impl Settings {
             listen: args.listen,
             metrics_listen: Some(args.metrics_listen),
             drain_timeout: args.drain_timeout,
+            shutdown_delay: args.shutdown_delay,
             log_format: args.log_format,
             log: args.log,
             upstream,

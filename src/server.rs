@@ -1,9 +1,10 @@
 //! The tonic server: both services, `grpc.health.v1`, reflection (v1 and v1alpha, so grpcurl and
 //! ghz work without .proto files), and graceful shutdown.
 //!
-//! Shutdown, in order: health turns NOT_SERVING (so load balancers and Kubernetes stop sending),
-//! the listener closes and HTTP/2 GOAWAY refuses new calls, calls in flight get up to the drain
-//! timeout to finish, then [`run`] returns and the process exits 0.
+//! Shutdown, in order: health turns NOT_SERVING (so load balancers and Kubernetes stop sending);
+//! after the optional shutdown delay (calls are still served meanwhile, for load balancers that
+//! are slow to notice) the listener closes and HTTP/2 GOAWAY refuses new calls; calls in flight
+//! get up to the drain timeout to finish; then [`run`] returns and the process exits 0.
 
 use std::future::Future;
 
@@ -110,10 +111,16 @@ pub async fn run(
         .build_v1alpha()?;
 
     let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+    let shutdown_delay = settings.shutdown_delay;
     let signal = async move {
         shutdown.await;
-        tracing::info!("shutdown requested: NOT_SERVING, refusing new calls, draining");
         set_health(&reporter, ServingStatus::NotServing).await;
+        tracing::info!(
+            delay_ms = shutdown_delay.as_millis() as u64,
+            "shutdown requested: NOT_SERVING; refusing new calls after the delay"
+        );
+        tokio::time::sleep(shutdown_delay).await;
+        tracing::info!("refusing new calls; draining calls in flight");
         let _ = draining_tx.send(());
     };
 

@@ -139,3 +139,34 @@ async fn sigterm_lets_the_call_in_flight_finish_and_exits_zero() {
     assert_eq!(exit.code(), Some(0));
     assert_eq!(sim.records().count_status("/v3/unify", 200), 1);
 }
+
+#[tokio::test]
+async fn during_the_shutdown_delay_health_is_not_serving_but_calls_are_still_served() {
+    let app = spawn_app_configured(SimulatorConfig::default(), |settings| {
+        settings.shutdown_delay = Duration::from_millis(800);
+        settings.drain_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let mut health = HealthClient::new(app.channel.clone());
+    let mut client = app.unify.clone();
+    let addr = app.addr;
+    let stopping = tokio::spawn(app.stop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let status = health
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.status(), ServingStatus::NotServing);
+    client.unify(unify()).await.expect("still served during the delay");
+    let fresh = connect(addr).await;
+    UnifyServiceClient::new(fresh)
+        .unify(unify())
+        .await
+        .expect("new connections too");
+
+    stopping.await.unwrap().unwrap();
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
+    assert!(endpoint.connect().await.is_err(), "refused after the delay");
+}
