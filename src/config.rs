@@ -77,6 +77,10 @@ pub struct GatewayArgs {
     /// How long calls in flight may take to finish after SIGTERM or SIGINT.
     #[arg(long, env = "PROVE_GATEWAY_DRAIN_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
+    /// After SIGTERM, keep accepting calls this long while health already answers NOT_SERVING,
+    /// so load balancers and Kubernetes endpoints stop sending before new calls are refused.
+    #[arg(long, env = "PROVE_GATEWAY_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
     /// Log line format.
     #[arg(
         long,

@@ -159,7 +159,10 @@ async fn during_the_shutdown_delay_health_is_not_serving_but_calls_are_still_ser
         .unwrap()
         .into_inner();
     assert_eq!(status.status(), ServingStatus::NotServing);
-    client.unify(unify()).await.expect("still served during the delay");
+    client
+        .unify(unify())
+        .await
+        .expect("still served during the delay");
     let fresh = connect(addr).await;
     UnifyServiceClient::new(fresh)
         .unify(unify())
