@@ -1,0 +1,197 @@
+package io.provegateway.example;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.rpc.BadRequest;
+import io.grpc.ManagedChannel;
+import io.grpc.ManagedChannelBuilder;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.provegateway.v1.CheckResult;
+import io.provegateway.v1.PossessionType;
+import io.provegateway.v1.ProveErrorCode;
+import io.provegateway.v1.UnifyOutcome;
+import io.provegateway.v1.UnifyRequest;
+import io.provegateway.v1.UnifyResponse;
+import io.provegateway.v1.UnifyServiceGrpc;
+import io.provegateway.v1.UnifyServiceGrpc.UnifyServiceBlockingStub;
+import io.provegateway.v1.UnifyStatusRequest;
+import io.provegateway.v1.UnifyStatusResponse;
+import io.provegateway.v1.VerifyOutcome;
+import io.provegateway.v1.VerifyRequest;
+import io.provegateway.v1.VerifyResponse;
+import io.provegateway.v1.VerifyServiceGrpc;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.util.UUID;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The Java client against a live gateway on the embedded simulator. scripts/clients-test.sh
+ * starts one and sets GATEWAY_ADDR (host:port) and SIMULATOR_URL (http://host:port).
+ */
+class GatewayClientTest {
+  private static ManagedChannel channel;
+  private static String simulatorUrl;
+  private static final HttpClient http = HttpClient.newHttpClient();
+
+  @BeforeAll
+  static void connect() {
+    String addr = requiredEnv("GATEWAY_ADDR");
+    simulatorUrl = requiredEnv("SIMULATOR_URL");
+    // Plaintext on loopback; in production drop usePlaintext() to get TLS.
+    channel = ManagedChannelBuilder.forTarget(addr).usePlaintext().build();
+  }
+
+  @AfterAll
+  static void close() throws InterruptedException {
+    channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+  }
+
+  private static String requiredEnv(String name) {
+    String value = System.getenv(name);
+    if (value == null || value.isEmpty()) {
+      throw new IllegalStateException("set " + name + " (scripts/clients-test.sh does)");
+    }
+    return value;
+  }
+
+  private static UnifyServiceBlockingStub unify() {
+    return UnifyServiceGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS);
+  }
+
+  /** Sends a JSON body to one of the simulator's control endpoints. */
+  private static void simulator(String method, String path, String json) throws Exception {
+    HttpRequest request =
+        HttpRequest.newBuilder(URI.create(simulatorUrl + path))
+            .header("Content-Type", "application/json")
+            .method(method, HttpRequest.BodyPublishers.ofString(json))
+            .build();
+    int code = http.send(request, HttpResponse.BodyHandlers.discarding()).statusCode();
+    assertTrue(code / 100 == 2, method + " " + path + ": HTTP " + code);
+  }
+
+  @Test
+  void unifyMobileFlowSucceeds() throws Exception {
+    UnifyResponse started =
+        unify()
+            .unify(
+                UnifyRequest.newBuilder()
+                    .setPossessionType(PossessionType.POSSESSION_TYPE_MOBILE)
+                    .setPhoneNumber("2001004014")
+                    .build());
+    assertEquals(UnifyOutcome.UNIFY_OUTCOME_PENDING, started.getSuccess());
+    assertFalse(started.getAuthToken().isEmpty());
+
+    // What Prove's client SDK does on the phone: pass possession with the sandbox OTP.
+    simulator(
+        "POST",
+        "/_simulator/possession",
+        "{\"correlationId\":\"" + started.getCorrelationId() + "\",\"action\":\"otp\",\"otp\":\"1234\"}");
+
+    UnifyStatusResponse done =
+        unify()
+            .unifyStatus(
+                UnifyStatusRequest.newBuilder()
+                    .setCorrelationId(started.getCorrelationId())
+                    .build());
+    assertEquals(UnifyOutcome.UNIFY_OUTCOME_SUCCESS, done.getSuccess());
+    assertFalse(done.getProveId().isEmpty());
+  }
+
+  @Test
+  void verifyCustomerSuppliedSucceeds() {
+    VerifyResponse response =
+        VerifyServiceGrpc.newBlockingStub(channel)
+            .withDeadlineAfter(10, TimeUnit.SECONDS)
+            .verify(
+                VerifyRequest.newBuilder()
+                    .setPossessionType(PossessionType.POSSESSION_TYPE_CUSTOMER_SUPPLIED)
+                    .setPhoneNumber("2001004011")
+                    .setFirstName("Tod")
+                    .setLastName("Weedall")
+                    .build());
+    assertEquals(VerifyOutcome.VERIFY_OUTCOME_SUCCESS, response.getSuccess());
+    assertEquals(CheckResult.CHECK_RESULT_NOT_APPLICABLE, response.getPossessionResult());
+  }
+
+  @Test
+  void invalidFieldCarriesBadRequest() {
+    StatusRuntimeException error =
+        assertThrows(
+            StatusRuntimeException.class,
+            () ->
+                unify()
+                    .unify(
+                        UnifyRequest.newBuilder() // final_target_url is required for DESKTOP
+                            .setPossessionType(PossessionType.POSSESSION_TYPE_DESKTOP)
+                            .setPhoneNumber("2001004014")
+                            .build()));
+    ErrorDetails details = ErrorDetails.from(error);
+    assertEquals(Status.Code.INVALID_ARGUMENT, details.code());
+    assertEquals("INVALID_FIELD", details.errorInfo().orElseThrow().getReason());
+    assertEquals("prove-gateway", details.errorInfo().orElseThrow().getDomain());
+    BadRequest badRequest = details.badRequest().orElseThrow();
+    assertEquals(1, badRequest.getFieldViolationsCount());
+    assertEquals("final_target_url", badRequest.getFieldViolations(0).getField());
+    assertTrue(details.proveError().isEmpty(), "Prove was not called");
+  }
+
+  @Test
+  void unknownCorrelationIdCarriesProveError() {
+    StatusRuntimeException error =
+        assertThrows(
+            StatusRuntimeException.class,
+            () ->
+                unify()
+                    .unifyStatus(
+                        UnifyStatusRequest.newBuilder()
+                            .setCorrelationId(UUID.randomUUID().toString())
+                            .build()));
+    ErrorDetails details = ErrorDetails.from(error);
+    assertEquals(Status.Code.FAILED_PRECONDITION, details.code());
+    assertEquals("INVALID_CORRELATION_ID", details.errorInfo().orElseThrow().getReason());
+    assertEquals("8008", details.errorInfo().orElseThrow().getMetadataOrThrow("proveCode"));
+    assertEquals(
+        ProveErrorCode.PROVE_ERROR_CODE_INVALID_CORRELATION_ID,
+        details.proveError().orElseThrow().getCode());
+    assertEquals(8008, details.proveError().orElseThrow().getRawCode());
+    assertTrue(details.retryInfo().isEmpty(), "waiting does not help");
+  }
+
+  @Test
+  void proveOutageCarriesRetryInfo() throws Exception {
+    // Every Prove call answers 500/8000 until the faults are cleared again.
+    simulator("PUT", "/_simulator/faults", "{\"errorRate\":1.0}");
+    StatusRuntimeException error;
+    try {
+      error =
+          assertThrows(
+              StatusRuntimeException.class,
+              () ->
+                  unify()
+                      .unify(
+                          UnifyRequest.newBuilder()
+                              .setPossessionType(PossessionType.POSSESSION_TYPE_MOBILE)
+                              .setPhoneNumber("2001004014")
+                              .build()));
+    } finally {
+      simulator("PUT", "/_simulator/faults", "{}");
+    }
+    ErrorDetails details = ErrorDetails.from(error);
+    assertEquals(Status.Code.UNAVAILABLE, details.code());
+    assertEquals("PROVE_INTERNAL_ERROR", details.errorInfo().orElseThrow().getReason());
+    assertEquals("proveapis.com", details.errorInfo().orElseThrow().getDomain());
+    com.google.protobuf.Duration delay = details.retryInfo().orElseThrow().getRetryDelay();
+    assertTrue(delay.getSeconds() > 0 || delay.getNanos() > 0, "retry_delay is positive");
+    assertEquals(8000, details.proveError().orElseThrow().getRawCode());
+  }
+}
