@@ -189,10 +189,14 @@ def check_manifest(path, where, grpc_port=50051, metrics_port=9090, values=None)
     check(re.fullmatch(r"\d+s", drain or "") is not None, f"{where}: PROVE_GATEWAY_DRAIN_TIMEOUT {drain!r} is not whole seconds")
     if re.fullmatch(r"\d+s", drain or ""):
         sleep = (c.get("lifecycle", {}).get("preStop", {}).get("sleep", {}) or {}).get("seconds", 0)
+        delay_raw = env.get("PROVE_GATEWAY_SHUTDOWN_DELAY", {}).get("value", "0s")
+        check(re.fullmatch(r"\d+s", delay_raw) is not None, f"{where}: PROVE_GATEWAY_SHUTDOWN_DELAY {delay_raw!r} is not whole seconds")
+        delay = int(delay_raw[:-1]) if re.fullmatch(r"\d+s", delay_raw) else 0
         grace = pod["spec"]["terminationGracePeriodSeconds"]
-        check(grace > sleep + int(drain[:-1]), f"{where}: terminationGracePeriodSeconds {grace} <= preStop {sleep} + drain {drain}")
+        check(grace > sleep + delay + int(drain[:-1]), f"{where}: terminationGracePeriodSeconds {grace} <= preStop {sleep} + delay {delay} + drain {drain}")
         if values:
-            want = values.get("sleep", 0) + values["drain"] + values["margin"]
+            check(delay == values.get("delay", 5), f"{where}: shutdown delay {delay}s != {values.get('delay', 5)}s")
+            want = values.get("sleep", 0) + values.get("delay", 5) + values["drain"] + values["margin"]
             check(int(drain[:-1]) == values["drain"], f"{where}: drain {drain} != {values['drain']}s")
             check(grace == want, f"{where}: terminationGracePeriodSeconds {grace} != {want}")
     # 6. hardening.
@@ -223,7 +227,7 @@ for f in scenarios:
     values = yaml.safe_load(open(f)) or {}
     g = values.get("gateway", {})
     expect = {"drain": g.get("drainTimeoutSeconds", 20), "margin": g.get("terminationGraceMarginSeconds", 10),
-              "sleep": g.get("preStopSleepSeconds", 0)}
+              "sleep": g.get("preStopSleepSeconds", 0), "delay": g.get("shutdownDelaySeconds", 5)}
     env = check_manifest(os.path.join(work, f"{name}-{latest}.yaml"), f"ci/{name}.yaml", values=expect)
     if env is not None and name == "production-values":
         check(env.get("PROVE_BASE_URL", {}).get("value") == "prod-us", "production: PROVE_BASE_URL is not prod-us")

@@ -116,11 +116,12 @@ Container image reference: repository, then `@digest` when set, else `:tag` (def
 
 {{/*
 terminationGracePeriodSeconds, derived so the kubelet never kills a draining gateway early:
-preStop sleep + drain timeout (PROVE_GATEWAY_DRAIN_TIMEOUT) + margin.
+preStop sleep + shutdown delay (PROVE_GATEWAY_SHUTDOWN_DELAY) + drain timeout
+(PROVE_GATEWAY_DRAIN_TIMEOUT) + margin.
 */}}
 {{- define "prove-gateway.terminationGracePeriodSeconds" -}}
 {{- $g := .Values.gateway }}
-{{- add (int $g.preStopSleepSeconds) (int $g.drainTimeoutSeconds) (int $g.terminationGraceMarginSeconds) }}
+{{- add (int $g.preStopSleepSeconds) (int $g.shutdownDelaySeconds) (int $g.drainTimeoutSeconds) (int $g.terminationGraceMarginSeconds) }}
 {{- end }}
 
 {{/*
