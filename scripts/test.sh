@@ -21,7 +21,7 @@ if ! command -v redis-server >/dev/null; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server
 fi
-cargo test --all-targets
+cargo test
 
 step "Helm chart: lint, Kubernetes schemas, env names and ports against the binary"
 cargo build --quiet
