@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use prove_gateway::config::OutboundSettings;
 use prove_gateway::grpc::pb::{
-    PossessionType, ProveErrorCode, UnifyBindRequest, UnifyRequest, UnifyStatusRequest,
-    VerifyRequest,
+    PossessionType, ProveErrorCode, UnifyBindRequest, UnifyStatusRequest, VerifyRequest,
 };
 use prove_gateway::simulator::{Faults, PossessionAction, SimulatorConfig};
 use tonic::Code;
@@ -14,15 +13,8 @@ use tonic_types::StatusExt;
 
 use crate::helpers::{
     credentials, error_info, prove_error, spawn_app, spawn_app_configured, spawn_app_with,
+    unify_request as unify,
 };
-
-fn unify(possession: PossessionType, phone: &str) -> UnifyRequest {
-    UnifyRequest {
-        possession_type: possession as i32,
-        phone_number: phone.into(),
-        ..Default::default()
-    }
-}
 
 /// Asserts the gRPC code, ErrorInfo reason and domain, and Prove's code in both places.
 fn assert_prove_error(status: &tonic::Status, code: Code, reason: &str, prove_code: i64) {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use prove_gateway::config::{Credentials, OutboundSettings, Settings, Upstream};
 use prove_gateway::grpc::pb::unify_service_client::UnifyServiceClient;
 use prove_gateway::grpc::pb::verify_service_client::VerifyServiceClient;
+use prove_gateway::grpc::pb::{PossessionType, UnifyRequest};
 use prove_gateway::simulator::{self, Simulator, SimulatorConfig};
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
@@ -138,4 +139,18 @@ pub fn prove_error(status: &tonic::Status) -> Option<prove_gateway::grpc::pb::Pr
         .iter()
         .find(|any| any.type_url == "type.googleapis.com/prove.gateway.v1.ProveError")
         .and_then(|any| prove_gateway::grpc::pb::ProveError::decode(any.value.as_slice()).ok())
+}
+
+/// A Unify request for `phone` with `possession`.
+pub fn unify_request(possession: PossessionType, phone: &str) -> UnifyRequest {
+    UnifyRequest {
+        possession_type: possession as i32,
+        phone_number: phone.into(),
+        ..Default::default()
+    }
+}
+
+/// The everyday Unify request: mobile possession for the full-flow sandbox user.
+pub fn mobile_unify() -> UnifyRequest {
+    unify_request(PossessionType::Mobile, "2001004014")
 }

@@ -5,21 +5,12 @@
 use std::time::Duration;
 
 use prove_gateway::config::OutboundSettings;
-use prove_gateway::grpc::pb::{PossessionType, UnifyRequest};
 use prove_gateway::simulator::{Faults, RecordedRequest, SimulatorConfig};
 use tokio::time::Instant;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::helpers::{TestApp, error_info, spawn_app_with, with_timeout};
-
-fn unify() -> UnifyRequest {
-    UnifyRequest {
-        possession_type: PossessionType::Mobile as i32,
-        phone_number: "2001004014".into(),
-        ..Default::default()
-    }
-}
+use crate::helpers::{TestApp, error_info, mobile_unify as unify, spawn_app_with, with_timeout};
 
 /// Runs `n` Unify calls at once and returns their results.
 async fn concurrent_unify(app: &TestApp, n: usize) -> Vec<Result<(), tonic::Status>> {

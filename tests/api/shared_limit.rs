@@ -5,12 +5,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use prove_gateway::config::OutboundSettings;
-use prove_gateway::grpc::pb::{PossessionType, UnifyRequest};
 use prove_gateway::simulator::{self, SimulatorConfig};
 use secrecy::SecretString;
 use tokio::time::Instant;
 
-use crate::helpers::{TestApp, spawn_gateway};
+use crate::helpers::{TestApp, mobile_unify as unify, spawn_gateway};
 
 /// A throwaway redis-server on a free loopback port, killed on drop.
 struct Redis {
@@ -62,14 +61,6 @@ fn shared(url: &str) -> OutboundSettings {
         rate_limit_redis_url: Some(SecretString::from(url.to_owned())),
         rate_limit_max_wait: Duration::from_secs(30),
         ..OutboundSettings::default()
-    }
-}
-
-fn unify() -> UnifyRequest {
-    UnifyRequest {
-        possession_type: PossessionType::Mobile as i32,
-        phone_number: "2001004014".into(),
-        ..Default::default()
     }
 }
 

@@ -3,23 +3,15 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use prove_gateway::grpc::pb::UnifyOutcome;
 use prove_gateway::grpc::pb::unify_service_client::UnifyServiceClient;
-use prove_gateway::grpc::pb::{PossessionType, UnifyOutcome, UnifyRequest};
 use prove_gateway::simulator::{self, Faults, SimulatorConfig};
 use tokio_stream::StreamExt;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::helpers::{connect, spawn_app_configured};
-
-fn unify() -> UnifyRequest {
-    UnifyRequest {
-        possession_type: PossessionType::Mobile as i32,
-        phone_number: "2001004014".into(),
-        ..Default::default()
-    }
-}
+use crate::helpers::{connect, mobile_unify as unify, spawn_app_configured};
 
 fn slow_simulator(latency: Duration) -> SimulatorConfig {
     SimulatorConfig {

@@ -5,18 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prove_gateway::config::OutboundSettings;
-use prove_gateway::grpc::pb::{PossessionType, UnifyRequest};
 use prove_gateway::simulator::{ManualClock, SimulatorConfig};
 
-use crate::helpers::{spawn_app, spawn_app_with};
-
-fn unify() -> UnifyRequest {
-    UnifyRequest {
-        possession_type: PossessionType::Mobile as i32,
-        phone_number: "2001004014".into(),
-        ..Default::default()
-    }
-}
+use crate::helpers::{mobile_unify as unify, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn concurrent_calls_on_a_cold_start_share_one_token_request() {

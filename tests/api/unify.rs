@@ -1,19 +1,10 @@
 //! Unified Authentication end to end: gRPC client → gateway → HTTP → simulator → back.
 
-use prove_gateway::grpc::pb::{
-    PossessionType, UnifyBindRequest, UnifyOutcome, UnifyRequest, UnifyStatusRequest,
-};
+use prove_gateway::grpc::pb::{PossessionType, UnifyBindRequest, UnifyOutcome, UnifyStatusRequest};
 use prove_gateway::simulator::PossessionAction;
 
 use crate::helpers::spawn_app;
-
-fn unify(possession: PossessionType, phone: &str) -> UnifyRequest {
-    UnifyRequest {
-        possession_type: possession as i32,
-        phone_number: phone.into(),
-        ..Default::default()
-    }
-}
+use crate::helpers::unify_request as unify;
 
 #[tokio::test]
 async fn mobile_unify_then_possession_then_status_succeeds_with_a_device_id() {
