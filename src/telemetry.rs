@@ -1,21 +1,44 @@
-//! Logs, traces and metrics: set up once at start ([`init`]), used through the small functions
-//! below so the rest of the code never touches exporters or metric names.
+//! Logs, traces and metrics: set up once at start ([`init`], [`serve_metrics`]), used through the
+//! small functions below so the rest of the code never touches exporters or metric names.
 //!
-//! Personal data never reaches any of them: spans carry the correlation ID, endpoint paths and
-//! status codes, never request bodies, phone numbers, names or tokens.
+//! Personal data never reaches any of them: spans, events, log lines and metric labels carry the
+//! correlation ID, endpoint paths, gRPC method names and status codes, never request or response
+//! bodies, phone numbers, names, e-mail addresses, tokens or secrets. `docs/observability.md`
+//! lists every span attribute, log field and metric.
+//!
+//! Two filters decide what goes where (see [`init_with_writer`]):
+//! - the log lines follow `PROVE_GATEWAY_LOG` (an EnvFilter);
+//! - the trace export has its own fixed filter, so a quiet log level does not silence traces:
+//!   this crate's spans at `info`, the outbound path's events ([`OUTBOUND_TARGET`]: rate-limit
+//!   waits, retries) at any level, and other events of this crate at `warn` and above.
 
 use std::time::Duration;
 
 use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use tracing::Level;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, Settings};
 use crate::prove::ProveError;
 use crate::resilience::Endpoint;
+
+pub mod metrics;
+mod rpc_layer;
+
+pub use metrics::serve_metrics;
+pub use rpc_layer::GrpcTraceLayer;
+
+/// Target of the outbound path's events (rate-limit waits and rejections, retries). They become
+/// span events on the RPC's span whatever `PROVE_GATEWAY_LOG` says, and log lines when it lets
+/// them through (`PROVE_GATEWAY_LOG=info,prove_gateway::outbound=debug` shows the waits too).
+pub const OUTBOUND_TARGET: &str = "prove_gateway::outbound";
 
 /// Keeps the tracer provider alive; [`Guard::shutdown`] flushes spans before exit.
 #[derive(Default)]
@@ -24,6 +47,17 @@ pub struct Guard {
 }
 
 impl Guard {
+    /// Exports the spans ended so far without stopping export. Blocking inside the SDK, so it
+    /// runs off the async workers.
+    pub async fn force_flush(&self) -> anyhow::Result<()> {
+        let Some(provider) = self.provider.clone() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || provider.force_flush())
+            .await?
+            .map_err(|e| anyhow::anyhow!("trace export flush: {e}"))
+    }
+
     /// Flushes and stops trace export. Blocking, so it runs off the async workers.
     pub async fn shutdown(self) {
         if let Some(provider) = self.provider {
@@ -32,35 +66,69 @@ impl Guard {
     }
 }
 
-/// Installs the W3C trace-context and baggage propagators, the log subscriber and, when an
-/// endpoint is configured, the OTLP trace exporter. Call once, inside the Tokio runtime (the
-/// OTLP/gRPC exporter needs it).
+/// Installs the W3C trace-context and baggage propagators, the log subscriber writing to stdout
+/// and the tracing layer, which exports over OTLP when an endpoint is configured. Call once,
+/// inside the Tokio runtime (the OTLP/gRPC exporter needs it).
 pub fn init(settings: &Settings) -> anyhow::Result<Guard> {
+    init_with_writer(settings, std::io::stdout)
+}
+
+/// [`init`], with the log lines going to `writer` instead of stdout (tests capture them).
+///
+/// The OpenTelemetry layer is installed even without an export endpoint: the gateway's spans
+/// then still carry the caller's trace context on to Prove in `traceparent`, they are just not
+/// exported.
+pub fn init_with_writer<W>(settings: &Settings, writer: W) -> anyhow::Result<Guard>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
         Box::new(TraceContextPropagator::new()),
         Box::new(BaggagePropagator::new()),
     ]));
-    let filter =
+    let log_filter =
         EnvFilter::try_new(&settings.log).map_err(|e| anyhow::anyhow!("PROVE_GATEWAY_LOG: {e}"))?;
     let provider = crate::telemetry_otlp::provider(&settings.otel)?;
-    let otel_layer = provider.as_ref().map(|p| {
+    let otel_layer = {
         use opentelemetry::trace::TracerProvider as _;
-        tracing_opentelemetry::layer().with_tracer(p.tracer("prove-gateway"))
-    });
-    let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
-    match settings.log_format {
-        LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().flatten_event(true))
-            .try_init(),
-        LogFormat::Text => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
-            )
-            .try_init(),
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("prove-gateway"))
+            .with_filter(filter_fn(exported))
+    };
+    let log_layer = match settings.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_writer(writer)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .with_writer(writer)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(otel_layer)
+        .with(log_layer.with_filter(log_filter))
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))?;
+    Ok(Guard {
+        provider: Some(provider),
+    })
+}
+
+/// The trace export's filter (see the module docs): this crate's spans at `info` and above, its
+/// outbound events at any level, its other events at `warn` and above. The per-RPC log line is
+/// not repeated as a span event: the span already carries the same fields.
+fn exported(meta: &tracing::Metadata<'_>) -> bool {
+    let target = meta.target();
+    if !(target == "prove_gateway" || target.starts_with("prove_gateway::")) {
+        return false;
     }
-    .map_err(|e| anyhow::anyhow!("cannot install the log subscriber: {e}"))?;
-    Ok(Guard { provider })
+    if meta.is_span() {
+        *meta.level() <= Level::INFO
+    } else {
+        target == OUTBOUND_TARGET || *meta.level() <= Level::WARN
+    }
 }
 
 /// Plain text logs at `info`, for the standalone simulator.
@@ -79,58 +147,63 @@ pub fn inject_trace_context(headers: &mut http::HeaderMap) {
     });
 }
 
-tokio::task_local! {
-    /// The correlation ID of the RPC being served, once known; read by the attempt spans and by
-    /// the RPC's log line.
-    static CORRELATION_ID: std::cell::RefCell<Option<String>>;
+/// What the RPC being served knows about itself: its span, and its correlation ID once known.
+struct RpcScope {
+    span: tracing::Span,
+    correlation_id: Option<String>,
 }
 
-/// Puts the Prove correlation ID on the current RPC span as soon as it is known, and keeps it
-/// for the attempt spans and the RPC's log line.
+tokio::task_local! {
+    /// Set by the server layer for each RPC; read by the attempt spans and the RPC's log line.
+    static RPC: std::cell::RefCell<RpcScope>;
+}
+
+/// Puts the Prove correlation ID on the RPC's span as soon as it is known, and keeps it for the
+/// attempt spans that follow and for the RPC's log line. Outside an RPC it marks the current
+/// span only.
 pub fn record_correlation_id(id: &str) {
-    tracing::Span::current().record("prove.correlation_id", id);
-    let _ = CORRELATION_ID.try_with(|cell| *cell.borrow_mut() = Some(id.to_owned()));
+    let in_rpc = RPC.try_with(|cell| {
+        let mut scope = cell.borrow_mut();
+        scope.span.record("prove.correlation_id", id);
+        scope.correlation_id = Some(id.to_owned());
+    });
+    if in_rpc.is_err() {
+        tracing::Span::current().record("prove.correlation_id", id);
+    }
 }
 
 /// The correlation ID of the RPC being served, when known.
 pub fn current_correlation_id() -> Option<String> {
-    CORRELATION_ID
-        .try_with(|cell| cell.borrow().clone())
+    RPC.try_with(|cell| cell.borrow().correlation_id.clone())
         .ok()
         .flatten()
 }
 
-/// Starts the Prometheus endpoint (`GET /metrics`) on `listen`; `None` leaves it off.
-pub fn serve_metrics(listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
-    let Some(listen) = listen else {
-        return Ok(());
-    };
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(listen)
-        .set_buckets(&LATENCY_BUCKETS)
-        .map_err(|e| anyhow::anyhow!("metrics buckets: {e}"))?
-        .install()
-        .map_err(|e| anyhow::anyhow!("PROVE_GATEWAY_METRICS_LISTEN {listen}: {e}"))
+/// Masks all but the last two digits of a phone number (`"2001004014"` → `"********14"`), for
+/// the rare message that must point at a number. Prefer not mentioning numbers at all: the
+/// gateway itself never logs one.
+pub fn mask_phone(phone: &str) -> String {
+    let count = phone.chars().count();
+    phone
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i + 2 < count { '*' } else { c })
+        .collect()
 }
 
-/// Histogram buckets in seconds: from a fast local answer to a slow Prove with retries.
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-mod rpc_layer;
-pub use rpc_layer::GrpcTraceLayer;
-
-/// The span of one HTTP attempt at Prove; its context goes out in `traceparent`.
+/// The span of one HTTP attempt at Prove (kind CLIENT); its context goes out in `traceparent`.
 pub fn attempt_span(endpoint: Endpoint, attempt: u32) -> tracing::Span {
     let span = tracing::info_span!(
         "prove.request",
         otel.name = %format!("POST {}", endpoint.path()),
         otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
         http.request.method = "POST",
         url.path = endpoint.path(),
         http.request.resend_count = attempt.saturating_sub(1),
         http.response.status_code = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        prove.attempt = attempt,
         prove.correlation_id = tracing::field::Empty,
     );
     if let Some(id) = current_correlation_id() {
@@ -139,7 +212,8 @@ pub fn attempt_span(endpoint: Endpoint, attempt: u32) -> tracing::Span {
     span
 }
 
-/// Records the outcome of one HTTP attempt: on its span, and in the Prove request metrics.
+/// Records the outcome of one HTTP attempt (`status` `None`: no answer): on its span, and in the
+/// Prove request metrics.
 pub fn attempt_finished(
     span: &tracing::Span,
     endpoint: Endpoint,
@@ -150,25 +224,27 @@ pub fn attempt_finished(
     if let Some(status) = status {
         span.record("http.response.status_code", status);
     }
-    metrics::counter!(
-        "prove_gateway_prove_requests_total",
-        "endpoint" => endpoint.path(),
-        "status" => status_label.clone()
-    )
-    .increment(1);
-    metrics::histogram!(
-        "prove_gateway_prove_request_duration_seconds",
-        "endpoint" => endpoint.path(),
-        "status" => status_label
-    )
-    .record(elapsed.as_secs_f64());
+    // HTTP client semantic conventions: 4xx and 5xx and no answer at all are errors.
+    if status.is_none_or(|s| s >= 400) {
+        span.record("otel.status_code", "ERROR");
+        span.record(
+            "error.type",
+            status.map_or("_OTHER", |_| status_label.as_str()),
+        );
+    }
+    metrics::prove_request(endpoint, status_label, elapsed);
 }
 
-/// A rate-limit permit was granted after `waited`.
+/// A rate-limit permit was granted after `waited`; a real wait becomes a `rate_limit.wait` span
+/// event on the RPC's span.
 pub fn rate_limit_waited(waited: Duration) {
-    metrics::histogram!("prove_gateway_ratelimit_wait_seconds").record(waited.as_secs_f64());
+    metrics::rate_limit_waited(waited);
     if !waited.is_zero() {
-        tracing::debug!(wait_ms = waited.as_millis() as u64, "rate_limit.wait");
+        tracing::debug!(
+            target: OUTBOUND_TARGET,
+            wait_ms = waited.as_millis() as u64,
+            "rate_limit.wait"
+        );
     }
 }
 
@@ -178,14 +254,15 @@ pub fn rate_limit_rejected(error: &ProveError) {
         ProveError::Overloaded { .. } => "queue_full",
         _ => "deadline",
     };
-    metrics::counter!("prove_gateway_ratelimit_rejections_total", "reason" => reason).increment(1);
-    tracing::info!(reason, "rate_limit.rejected");
+    metrics::rate_limit_rejected(reason);
+    tracing::info!(target: OUTBOUND_TARGET, reason, "rate_limit.rejected");
 }
 
 /// A retry of `endpoint` will be attempt number `attempt`, after `delay`.
 pub fn retry_scheduled(endpoint: Endpoint, attempt: u32, delay: Duration) {
-    metrics::counter!("prove_gateway_retries_total", "endpoint" => endpoint.path()).increment(1);
+    metrics::retry_scheduled(endpoint);
     tracing::info!(
+        target: OUTBOUND_TARGET,
         endpoint = endpoint.path(),
         attempt,
         delay_ms = delay.as_millis() as u64,
@@ -195,12 +272,77 @@ pub fn retry_scheduled(endpoint: Endpoint, attempt: u32, delay: Duration) {
 
 /// A retry was not made, because of the deadline or the retry budget.
 pub fn retry_skipped(endpoint: Endpoint, reason: &'static str) {
-    metrics::counter!("prove_gateway_retries_skipped_total", "reason" => reason).increment(1);
-    tracing::info!(endpoint = endpoint.path(), reason, "retry.skipped");
+    metrics::retry_skipped(endpoint, reason);
+    tracing::info!(
+        target: OUTBOUND_TARGET,
+        endpoint = endpoint.path(),
+        reason,
+        "retry.skipped"
+    );
 }
 
 /// A token request was answered with `status` (0: no answer).
 pub fn token_fetched(status: u16) {
-    metrics::counter!("prove_gateway_token_fetches_total", "status" => status.to_string())
-        .increment(1);
+    metrics::token_fetched(status);
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_keep_only_their_last_two_digits() {
+        assert_eq!(mask_phone("2001004014"), "********14");
+        assert_eq!(mask_phone("+447968900002"), "***********02");
+        assert_eq!(mask_phone("12"), "12");
+        assert_eq!(mask_phone(""), "");
+    }
+
+    #[test]
+    fn the_export_filter_takes_spans_and_outbound_events_of_this_crate_only() {
+        // Metadata is only built by the macros: a subscriber that records the filter's decision
+        // for each callsite it is shown.
+        #[derive(Default)]
+        struct Seen(parking_lot::Mutex<Vec<(&'static str, Level, bool, bool)>>);
+        impl tracing::Subscriber for Seen {
+            fn register_callsite(
+                &self,
+                meta: &'static tracing::Metadata<'static>,
+            ) -> tracing::subscriber::Interest {
+                self.0
+                    .lock()
+                    .push((meta.target(), *meta.level(), meta.is_span(), exported(meta)));
+                tracing::subscriber::Interest::never()
+            }
+            fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+                false
+            }
+            fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+                tracing::span::Id::from_u64(1)
+            }
+            fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+            fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+            fn event(&self, _: &tracing::Event<'_>) {}
+            fn enter(&self, _: &tracing::span::Id) {}
+            fn exit(&self, _: &tracing::span::Id) {}
+        }
+        let seen = std::sync::Arc::new(Seen::default());
+        tracing::subscriber::with_default(seen.clone(), || {
+            tracing::debug!(target: OUTBOUND_TARGET, "wait");
+            tracing::info!("a log line");
+            tracing::warn!("a warning");
+            let _span = tracing::info_span!("span");
+            let _debug_span = tracing::debug_span!("debug span");
+            tracing::info!(target: "h2::proto", "other crate");
+            let _other = tracing::info_span!(target: "hyper::client", "other span");
+        });
+        let seen = seen.0.lock();
+        let decisions: Vec<bool> = seen.iter().map(|s| s.3).collect();
+        assert_eq!(
+            decisions,
+            [true, false, true, true, false, false, false],
+            "{seen:?}"
+        );
+    }
 }

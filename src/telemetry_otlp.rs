@@ -6,26 +6,26 @@ use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
 use crate::config::OtelSettings;
 
-/// A tracer provider exporting to `settings.endpoint`, or `None` when no endpoint is set.
-pub fn provider(settings: &OtelSettings) -> anyhow::Result<Option<SdkTracerProvider>> {
-    let Some(endpoint) = &settings.endpoint else {
-        return Ok(None);
-    };
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .with_endpoint(endpoint.clone())
-        .build()
-        .map_err(|e| anyhow::anyhow!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
-    let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
+/// The tracer provider: sampling as configured, exporting in batches to `settings.endpoint`, or
+/// not exporting at all when no endpoint is set (its spans still carry trace context through to
+/// Prove).
+pub fn provider(settings: &OtelSettings) -> anyhow::Result<SdkTracerProvider> {
+    let mut builder = SdkTracerProvider::builder()
         .with_sampler(sampler(settings))
         .with_resource(
             Resource::builder()
                 .with_service_name(settings.service_name.clone())
                 .build(),
-        )
-        .build();
-    Ok(Some(provider))
+        );
+    if let Some(endpoint) = &settings.endpoint {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint.clone())
+            .build()
+            .map_err(|e| anyhow::anyhow!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    Ok(builder.build())
 }
 
 fn sampler(settings: &OtelSettings) -> Sampler {

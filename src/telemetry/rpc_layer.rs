@@ -26,21 +26,6 @@ pub struct GrpcTrace<S> {
     inner: S,
 }
 
-/// Method label: the gRPC path for our own services, health and reflection; anything else is
-/// "other", so a client probing random paths cannot blow up the metric's cardinality.
-fn method_label(path: &str) -> String {
-    let known = [
-        "/prove.gateway.v1.",
-        "/grpc.health.v1.",
-        "/grpc.reflection.",
-    ];
-    if known.iter().any(|p| path.starts_with(p)) {
-        path.trim_start_matches('/').to_owned()
-    } else {
-        "other".to_owned()
-    }
-}
-
 /// gRPC status names, as semantic conventions want them in `rpc.response.status_code`.
 fn code_name(code: i32) -> &'static str {
     const NAMES: [&str; 17] = [
@@ -84,27 +69,38 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = method_label(request.uri().path());
+        let method = super::metrics::method_label(request.uri().path());
+        let (service, _) = method.split_once('/').unwrap_or((method, ""));
         let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
             propagator.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
         });
+        // Both generations of the RPC semantic conventions: `rpc.system.name`, the
+        // fully-qualified `rpc.method` and the status name (v1.37+), and `rpc.system`,
+        // `rpc.service` and the numeric `rpc.grpc.status_code` that most backends still read.
         let span = tracing::info_span!(
             "rpc",
-            otel.name = %method,
+            otel.name = method,
             otel.kind = "server",
             otel.status_code = tracing::field::Empty,
             rpc.system.name = "grpc",
             rpc.system = "grpc",
-            rpc.method = %method,
+            rpc.service = service,
+            rpc.method = method,
             rpc.response.status_code = tracing::field::Empty,
+            rpc.grpc.status_code = tracing::field::Empty,
+            error.type = tracing::field::Empty,
             prove.correlation_id = tracing::field::Empty,
         );
         // Must happen before the span is entered, or tracing-opentelemetry refuses it.
         let _ = span.set_parent(parent);
         let future = self.inner.call(request);
         let started = Instant::now();
+        let scope = RefCell::new(super::RpcScope {
+            span: span.clone(),
+            correlation_id: None,
+        });
         let instrumented = span.clone();
-        Box::pin(super::CORRELATION_ID.scope(RefCell::new(None), async move {
+        Box::pin(super::RPC.scope(scope, async move {
             let result = future.instrument(instrumented).await;
             // Errors travel "trailers-only", with grpc-status in the headers; a response
             // without it carries OK in its trailers.
@@ -120,25 +116,16 @@ where
             let name = code_name(code);
             let elapsed = started.elapsed();
             span.record("rpc.response.status_code", name);
-            if code != 0 {
+            span.record("rpc.grpc.status_code", code);
+            if is_server_error(code) {
                 span.record("otel.status_code", "ERROR");
+                span.record("error.type", name);
             }
-            metrics::counter!(
-                "prove_gateway_rpc_requests_total",
-                "method" => method.clone(),
-                "code" => name
-            )
-            .increment(1);
-            metrics::histogram!(
-                "prove_gateway_rpc_duration_seconds",
-                "method" => method.clone(),
-                "code" => name
-            )
-            .record(elapsed.as_secs_f64());
+            super::metrics::rpc_finished(method, name, elapsed);
             let correlation_id = super::current_correlation_id().unwrap_or_default();
             span.in_scope(|| {
                 tracing::info!(
-                    method = %method,
+                    method,
                     code = name,
                     latency_ms = elapsed.as_secs_f64() * 1000.0,
                     correlation_id = %correlation_id,
@@ -148,4 +135,11 @@ where
             result
         }))
     }
+}
+
+/// The codes the gRPC semantic conventions count as a server span error: the server's fault,
+/// not the caller's (INVALID_ARGUMENT, NOT_FOUND and the like leave the status unset).
+fn is_server_error(code: i32) -> bool {
+    // UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
+    matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
 }

@@ -1,0 +1,310 @@
+//! The Prometheus metrics: one catalogue ([`METRICS`]) of names, label sets and help texts, used
+//! to describe them at start, to pre-register their series, by the recording functions below,
+//! and by the tests that check `docs/observability.md` and the Grafana dashboard against what
+//! `/metrics` serves.
+//!
+//! Every label has a small, fixed set of values: method names come from the contract (anything
+//! else is `other`), endpoints from [`Endpoint`], codes and statuses from the protocols.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use crate::resilience::Endpoint;
+
+/// Counter: RPCs served, by `method` and gRPC `code`.
+pub const RPC_REQUESTS: &str = "prove_gateway_rpc_requests_total";
+/// Histogram: RPC latency in seconds, by `method` and `code`.
+pub const RPC_DURATION: &str = "prove_gateway_rpc_duration_seconds";
+/// Counter: HTTP attempts at Prove, by `endpoint` and HTTP `status` (`error`: no answer).
+pub const PROVE_REQUESTS: &str = "prove_gateway_prove_requests_total";
+/// Histogram: latency of one HTTP attempt at Prove in seconds, by `endpoint` and `status`.
+pub const PROVE_DURATION: &str = "prove_gateway_prove_request_duration_seconds";
+/// Counter: retries sent to Prove, by `endpoint`.
+pub const RETRIES: &str = "prove_gateway_retries_total";
+/// Counter: retries not made, by `endpoint` and `reason` (`deadline`, `budget`).
+pub const RETRIES_SKIPPED: &str = "prove_gateway_retries_skipped_total";
+/// Histogram: time waited for a rate-limit permit in seconds (zero waits included).
+pub const RATE_LIMIT_WAIT: &str = "prove_gateway_rate_limit_wait_seconds";
+/// Counter: calls the rate limiter refused, by `reason` (`deadline`, `queue_full`).
+pub const RATE_LIMIT_REJECTIONS: &str = "prove_gateway_rate_limit_rejections_total";
+/// Counter: OAuth token requests, by HTTP `status` (`error`: no answer).
+pub const TOKEN_FETCHES: &str = "prove_gateway_token_fetches_total";
+
+/// Whether a metric is a counter or a histogram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A monotonic counter (`_total`).
+    Counter,
+    /// A histogram (`_bucket`, `_sum`, `_count`), with [`LATENCY_BUCKETS`].
+    Histogram,
+}
+
+/// One metric the gateway exports.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    /// The Prometheus name.
+    pub name: &'static str,
+    /// Counter or histogram.
+    pub kind: Kind,
+    /// Its label names, in order.
+    pub labels: &'static [&'static str],
+    /// The HELP text.
+    pub help: &'static str,
+}
+
+/// Every metric the gateway exports; `docs/observability.md` documents exactly these.
+pub const METRICS: &[Metric] = &[
+    Metric {
+        name: RPC_REQUESTS,
+        kind: Kind::Counter,
+        labels: &["method", "code"],
+        help: "gRPC calls served, by method and gRPC status code",
+    },
+    Metric {
+        name: RPC_DURATION,
+        kind: Kind::Histogram,
+        labels: &["method", "code"],
+        help: "gRPC call latency in seconds, by method and gRPC status code",
+    },
+    Metric {
+        name: PROVE_REQUESTS,
+        kind: Kind::Counter,
+        labels: &["endpoint", "status"],
+        help: "HTTP attempts at Prove, by endpoint and HTTP status (error: no answer)",
+    },
+    Metric {
+        name: PROVE_DURATION,
+        kind: Kind::Histogram,
+        labels: &["endpoint", "status"],
+        help: "Latency of one HTTP attempt at Prove in seconds, by endpoint and HTTP status",
+    },
+    Metric {
+        name: RETRIES,
+        kind: Kind::Counter,
+        labels: &["endpoint"],
+        help: "Retries of a Prove request, by endpoint",
+    },
+    Metric {
+        name: RETRIES_SKIPPED,
+        kind: Kind::Counter,
+        labels: &["endpoint", "reason"],
+        help: "Retryable Prove answers not retried, by endpoint and reason (deadline, budget)",
+    },
+    Metric {
+        name: RATE_LIMIT_WAIT,
+        kind: Kind::Histogram,
+        labels: &[],
+        help: "Time waited for a rate-limit permit in seconds, zero waits included",
+    },
+    Metric {
+        name: RATE_LIMIT_REJECTIONS,
+        kind: Kind::Counter,
+        labels: &["reason"],
+        help: "Calls the rate limiter refused, by reason (deadline, queue_full)",
+    },
+    Metric {
+        name: TOKEN_FETCHES,
+        kind: Kind::Counter,
+        labels: &["status"],
+        help: "OAuth token requests to Prove, by HTTP status (error: no answer)",
+    },
+];
+
+/// Histogram buckets in seconds: from a fast local answer to a slow Prove with retries.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The `method` label of everything the server serves: the contract's RPCs (read from its
+/// descriptor set, so a new RPC is covered without touching this file), health and reflection.
+/// Anything else is `other`, so a client probing random paths cannot grow the label set.
+static KNOWN_METHODS: LazyLock<Vec<String>> = LazyLock::new(|| {
+    let mut methods = contract_methods();
+    methods.extend(
+        [
+            "grpc.health.v1.Health/Check",
+            "grpc.health.v1.Health/Watch",
+            "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+            "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        ]
+        .map(String::from),
+    );
+    methods
+});
+
+/// `service/method` of every RPC in the `prove.gateway.v1` contract.
+pub fn contract_methods() -> Vec<String> {
+    use prost::Message as _;
+    let Ok(set) = prost_types::FileDescriptorSet::decode(crate::grpc::FILE_DESCRIPTOR_SET) else {
+        return Vec::new();
+    };
+    let mut methods = Vec::new();
+    for file in set
+        .file
+        .iter()
+        .filter(|f| f.package() == "prove.gateway.v1")
+    {
+        for service in &file.service {
+            for method in &service.method {
+                methods.push(format!(
+                    "{}.{}/{}",
+                    file.package(),
+                    service.name(),
+                    method.name()
+                ));
+            }
+        }
+    }
+    methods
+}
+
+/// The `method` label (and span name) for a request path: `service/method` when the server
+/// knows it, else `other`.
+pub fn method_label(path: &str) -> &'static str {
+    let path = path.strip_prefix('/').unwrap_or(path);
+    KNOWN_METHODS
+        .iter()
+        .find(|m| m.as_str() == path)
+        .map_or("other", |m| m.as_str())
+}
+
+/// Starts the Prometheus endpoint (`GET /metrics`) on `listen`, describes every metric and
+/// registers a zero-valued series for each documented label set, so that dashboards and alerts
+/// see `0` rather than "no data" before the first error. `None` leaves it off.
+///
+/// Installs the process-wide metrics recorder: call once.
+pub fn serve_metrics(listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let Some(listen) = listen else {
+        return Ok(());
+    };
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(listen)
+        .set_buckets(&LATENCY_BUCKETS)
+        .map_err(|e| anyhow::anyhow!("metrics buckets: {e}"))?
+        .install()
+        .map_err(|e| anyhow::anyhow!("PROVE_GATEWAY_METRICS_LISTEN {listen}: {e}"))?;
+    describe();
+    register_zero_series();
+    Ok(())
+}
+
+fn describe() {
+    for metric in METRICS {
+        match metric.kind {
+            Kind::Counter => ::metrics::describe_counter!(metric.name, metric.help),
+            Kind::Histogram => {
+                ::metrics::describe_histogram!(metric.name, ::metrics::Unit::Seconds, metric.help)
+            }
+        }
+    }
+}
+
+const ENDPOINTS: [Endpoint; 6] = [
+    Endpoint::Token,
+    Endpoint::Unify,
+    Endpoint::UnifyStatus,
+    Endpoint::UnifyBind,
+    Endpoint::Verify,
+    Endpoint::VerifyStatus,
+];
+
+/// The series a dashboard or an alert needs before any traffic: successes per contract method
+/// and per endpoint, and every retry and rejection reason. Registering a series without
+/// incrementing it exports it at 0.
+fn register_zero_series() {
+    for method in contract_methods() {
+        let method = method_label(&method);
+        let _ = ::metrics::counter!(RPC_REQUESTS, "method" => method, "code" => "OK");
+        let _ = ::metrics::histogram!(RPC_DURATION, "method" => method, "code" => "OK");
+    }
+    for endpoint in ENDPOINTS {
+        let path = endpoint.path();
+        let _ = ::metrics::counter!(PROVE_REQUESTS, "endpoint" => path, "status" => "200");
+        let _ = ::metrics::histogram!(PROVE_DURATION, "endpoint" => path, "status" => "200");
+        let _ = ::metrics::counter!(RETRIES, "endpoint" => path);
+        for reason in ["deadline", "budget"] {
+            let _ = ::metrics::counter!(RETRIES_SKIPPED, "endpoint" => path, "reason" => reason);
+        }
+    }
+    let _ = ::metrics::histogram!(RATE_LIMIT_WAIT);
+    for reason in ["deadline", "queue_full"] {
+        let _ = ::metrics::counter!(RATE_LIMIT_REJECTIONS, "reason" => reason);
+    }
+    let _ = ::metrics::counter!(TOKEN_FETCHES, "status" => "200");
+}
+
+/// One RPC finished with gRPC `code` after `elapsed`.
+pub(super) fn rpc_finished(method: &'static str, code: &'static str, elapsed: Duration) {
+    ::metrics::counter!(RPC_REQUESTS, "method" => method, "code" => code).increment(1);
+    ::metrics::histogram!(RPC_DURATION, "method" => method, "code" => code)
+        .record(elapsed.as_secs_f64());
+}
+
+pub(super) fn prove_request(endpoint: Endpoint, status: String, elapsed: Duration) {
+    let path = endpoint.path();
+    ::metrics::counter!(PROVE_REQUESTS, "endpoint" => path, "status" => status.clone())
+        .increment(1);
+    ::metrics::histogram!(PROVE_DURATION, "endpoint" => path, "status" => status)
+        .record(elapsed.as_secs_f64());
+}
+
+pub(super) fn retry_scheduled(endpoint: Endpoint) {
+    ::metrics::counter!(RETRIES, "endpoint" => endpoint.path()).increment(1);
+}
+
+pub(super) fn retry_skipped(endpoint: Endpoint, reason: &'static str) {
+    ::metrics::counter!(RETRIES_SKIPPED, "endpoint" => endpoint.path(), "reason" => reason)
+        .increment(1);
+}
+
+pub(super) fn rate_limit_waited(waited: Duration) {
+    ::metrics::histogram!(RATE_LIMIT_WAIT).record(waited.as_secs_f64());
+}
+
+pub(super) fn rate_limit_rejected(reason: &'static str) {
+    ::metrics::counter!(RATE_LIMIT_REJECTIONS, "reason" => reason).increment(1);
+}
+
+pub(super) fn token_fetched(status: u16) {
+    let status = if status == 0 {
+        "error".to_owned()
+    } else {
+        status.to_string()
+    };
+    ::metrics::counter!(TOKEN_FETCHES, "status" => status).increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_of_the_contract_are_known_and_anything_else_is_other() {
+        let methods = contract_methods();
+        assert!(methods.contains(&"prove.gateway.v1.UnifyService/Unify".to_owned()));
+        assert!(methods.contains(&"prove.gateway.v1.VerifyService/VerifyStatus".to_owned()));
+        assert_eq!(methods.len(), 5, "{methods:?}");
+        assert_eq!(
+            method_label("/prove.gateway.v1.UnifyService/UnifyBind"),
+            "prove.gateway.v1.UnifyService/UnifyBind"
+        );
+        assert_eq!(
+            method_label("/grpc.health.v1.Health/Check"),
+            "grpc.health.v1.Health/Check"
+        );
+        assert_eq!(method_label("/prove.gateway.v1.UnifyService/Nope"), "other");
+        assert_eq!(method_label("/prove.gateway.v1.x"), "other");
+        assert_eq!(method_label("/"), "other");
+    }
+
+    #[test]
+    fn every_metric_is_prefixed_and_named_for_its_kind() {
+        for metric in METRICS {
+            assert!(metric.name.starts_with("prove_gateway_"), "{}", metric.name);
+            match metric.kind {
+                Kind::Counter => assert!(metric.name.ends_with("_total"), "{}", metric.name),
+                Kind::Histogram => assert!(metric.name.ends_with("_seconds"), "{}", metric.name),
+            }
+        }
+    }
+}
