@@ -20,7 +20,7 @@ use tracing::Level;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
-use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::filter::{LevelFilter, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -93,7 +93,7 @@ where
         use opentelemetry::trace::TracerProvider as _;
         tracing_opentelemetry::layer()
             .with_tracer(provider.tracer("prove-gateway"))
-            .with_filter(filter_fn(exported))
+            .with_filter(filter_fn(exported).with_max_level_hint(LevelFilter::DEBUG))
     };
     let log_layer = match settings.log_format {
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -290,6 +290,49 @@ pub fn token_fetched(status: u16) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_an_export_endpoint_the_trace_context_still_reaches_prove() {
+        use opentelemetry::propagation::TextMapPropagator as _;
+        use opentelemetry::trace::TracerProvider as _;
+        let settings = Settings::for_tests(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+        assert!(settings.otel.endpoint.is_none());
+        let provider = crate::telemetry_otlp::provider(&settings.otel).unwrap();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer("test"))
+                .with_filter(filter_fn(exported)),
+        );
+        let propagator = TraceContextPropagator::new();
+        let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let mut incoming = http::HeaderMap::new();
+        incoming.insert(
+            "traceparent",
+            format!("00-{trace_id}-00f067aa0ba902b7-01")
+                .parse()
+                .unwrap(),
+        );
+        let parent = propagator.extract(&opentelemetry_http::HeaderExtractor(&incoming));
+        let mut outgoing = http::HeaderMap::new();
+        tracing::subscriber::with_default(subscriber, || {
+            let rpc = tracing::info_span!("rpc");
+            let _ = rpc.set_parent(parent);
+            let _rpc = rpc.enter();
+            let attempt = attempt_span(Endpoint::Unify, 1);
+            let _attempt = attempt.enter();
+            let context = tracing::Span::current().context();
+            propagator.inject_context(
+                &context,
+                &mut opentelemetry_http::HeaderInjector(&mut outgoing),
+            );
+        });
+        let sent = outgoing["traceparent"].to_str().unwrap();
+        assert!(sent.starts_with(&format!("00-{trace_id}-")), "{sent}");
+        assert!(
+            !sent.contains("00f067aa0ba902b7"),
+            "a span of the gateway's own: {sent}"
+        );
+    }
 
     #[test]
     fn phone_numbers_keep_only_their_last_two_digits() {

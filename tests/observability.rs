@@ -256,6 +256,9 @@ fn traced<T>(message: T, trace_id: &str, parent_span_id: &str) -> tonic::Request
         .metadata_mut()
         .insert("tracestate", "caller=yes".parse().unwrap());
     request
+        .metadata_mut()
+        .insert("baggage", "tenant=acme".parse().unwrap());
+    request
 }
 
 /// A fresh random trace ID (32 hex digits) and span ID (16).
@@ -444,6 +447,11 @@ fn a_trace_runs_from_the_caller_through_the_gateway_to_prove_with_the_correlatio
             records.last("/v3/unify").unwrap().tracestate.as_deref(),
             Some("caller=yes"),
             "tracestate travels on"
+        );
+        assert_eq!(
+            records.last("/v3/unify").unwrap().baggage.as_deref(),
+            Some("tenant=acme"),
+            "baggage travels on"
         );
 
         // The token request of the first call is an attempt of the same RPC.
