@@ -75,7 +75,7 @@ maven_exe() { # groupId artifactId version -> $BIN/artifactId
   log "fetching $1:$2:$3:exe:$CLASSIFIER (Maven Central)"
   mvn -q -B -Dstyle.color=never org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
     -Dartifact="$1:$2:$3:exe:$CLASSIFIER" -DoutputDirectory="$TOOLS/dl" \
-    -Dmdep.stripVersion=true -Dmdep.stripClassifier=true
+    -Dmdep.stripVersion=true -Dmdep.stripClassifier=true 2>&1 | sed 's/\x1b\[[0-9;]*m//g'
   install -m 0755 "$TOOLS/dl/$2.exe" "$BIN/$2"
   echo "$3" >"$stamp"
 }
