@@ -249,6 +249,16 @@ pub fn rate_limit_waited(waited: Duration) {
 }
 
 /// A call was refused by the rate limiter.
+/// The shared limiter's Redis could not answer; this replica's own limiter decided instead.
+pub fn rate_limit_redis_failed(error: &dyn std::fmt::Display) {
+    metrics::rate_limit_redis_error();
+    tracing::warn!(
+        target: "prove_gateway::outbound",
+        %error,
+        "shared rate limiter unavailable; using this replica's own limiter"
+    );
+}
+
 pub fn rate_limit_rejected(error: &ProveError) {
     let reason = match error {
         ProveError::Overloaded { .. } => "queue_full",

@@ -95,21 +95,42 @@ impl tower::Service<OutboundRequest> for HttpSend {
         };
         Box::pin(
             async move {
-                let result = attempt.await;
-                let status = result.as_ref().ok().map(|r| r.status);
-                if let Ok(response) = &result {
-                    record_answered_correlation_id(&attempt_span, response);
-                }
-                crate::telemetry::attempt_finished(
-                    &attempt_span,
+                // Counts the attempt even when the timeout layer drops this future mid-flight.
+                let mut finished = AttemptFinished {
+                    span: attempt_span,
                     endpoint,
-                    status,
-                    started.elapsed(),
-                );
+                    started,
+                    status: None,
+                };
+                let result = attempt.await;
+                if let Ok(response) = &result {
+                    record_answered_correlation_id(&finished.span, response);
+                    finished.status = Some(response.status);
+                }
                 result
             }
             .instrument(span),
         )
+    }
+}
+
+/// Records an attempt's outcome when it ends: with its HTTP status, or as an error when it got
+/// no answer, including when a timeout dropped it before Prove answered.
+struct AttemptFinished {
+    span: tracing::Span,
+    endpoint: crate::resilience::Endpoint,
+    started: tokio::time::Instant,
+    status: Option<u16>,
+}
+
+impl Drop for AttemptFinished {
+    fn drop(&mut self) {
+        crate::telemetry::attempt_finished(
+            &self.span,
+            self.endpoint,
+            self.status,
+            self.started.elapsed(),
+        );
     }
 }
 

@@ -6,7 +6,7 @@
 //! (429, `X-RateLimit-Remaining: 0`) are written to Redis too, so one replica's 429 stops them
 //! all. When Redis cannot answer, each replica falls back to its local limiter at the full
 //! rate: the service keeps working, possibly over the limit, and the fallback is counted in
-//! `prove_gateway_ratelimit_redis_errors_total` for an alert.
+//! `prove_gateway_rate_limit_redis_errors_total` for an alert.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -117,8 +117,7 @@ impl RedisRateLimiter {
 }
 
 fn redis_failed(error: &redis::RedisError) {
-    metrics::counter!("prove_gateway_ratelimit_redis_errors_total").increment(1);
-    tracing::warn!(%error, "shared rate limiter unavailable; using this replica's own limiter");
+    crate::telemetry::rate_limit_redis_failed(error);
 }
 
 impl RateLimiter for RedisRateLimiter {

@@ -27,6 +27,8 @@ pub const RETRIES_SKIPPED: &str = "prove_gateway_retries_skipped_total";
 pub const RATE_LIMIT_WAIT: &str = "prove_gateway_rate_limit_wait_seconds";
 /// Counter: calls the rate limiter refused, by `reason` (`deadline`, `queue_full`).
 pub const RATE_LIMIT_REJECTIONS: &str = "prove_gateway_rate_limit_rejections_total";
+/// Counter: permits the shared (Redis) limiter could not decide, so the local one did.
+pub const RATE_LIMIT_REDIS_ERRORS: &str = "prove_gateway_rate_limit_redis_errors_total";
 /// Counter: OAuth token requests, by HTTP `status` (`error`: no answer).
 pub const TOKEN_FETCHES: &str = "prove_gateway_token_fetches_total";
 
@@ -101,6 +103,12 @@ pub const METRICS: &[Metric] = &[
         kind: Kind::Counter,
         labels: &["reason"],
         help: "Calls the rate limiter refused, by reason (deadline, queue_full)",
+    },
+    Metric {
+        name: RATE_LIMIT_REDIS_ERRORS,
+        kind: Kind::Counter,
+        labels: &[],
+        help: "Rate-limit decisions the shared Redis limiter could not make (the local limiter decided)",
     },
     Metric {
         name: TOKEN_FETCHES,
@@ -230,6 +238,7 @@ fn register_zero_series() {
     for reason in ["deadline", "queue_full"] {
         let _ = ::metrics::counter!(RATE_LIMIT_REJECTIONS, "reason" => reason);
     }
+    let _ = ::metrics::counter!(RATE_LIMIT_REDIS_ERRORS);
     let _ = ::metrics::counter!(TOKEN_FETCHES, "status" => "200");
 }
 
@@ -263,6 +272,10 @@ pub(super) fn rate_limit_waited(waited: Duration) {
 
 pub(super) fn rate_limit_rejected(reason: &'static str) {
     ::metrics::counter!(RATE_LIMIT_REJECTIONS, "reason" => reason).increment(1);
+}
+
+pub(super) fn rate_limit_redis_error() {
+    ::metrics::counter!(RATE_LIMIT_REDIS_ERRORS).increment(1);
 }
 
 pub(super) fn token_fetched(status: u16) {
