@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test of prove-gateway: the Rust unit and black-box tests, the protobuf lint, and
-# the Helm chart checks. Tools it needs (buf from npm, helm and kubeconform from the Go module
-# proxy) are installed on first use, so a fresh machine with cargo, go, node and python3 works.
+# Runs every test of prove-gateway: the Rust unit and black-box tests, the protobuf lint and
+# breaking-change check, the Helm chart checks, and the Go, Java and Python example clients
+# against a running gateway. Tools it needs (buf from npm; helm, kubeconform and the protoc
+# plugins from the Go module proxy, Maven Central and PyPI; redis-server from Debian) are
+# installed on first use, so a fresh machine with cargo, go, java/maven, node and python3 works.
 #
 # Usage: bash scripts/test.sh
 set -euo pipefail
@@ -26,3 +28,9 @@ cargo test
 step "Helm chart: lint, Kubernetes schemas, env names and ports against the binary"
 cargo build --quiet
 bash scripts/helm-check.sh target/debug/prove-gateway
+
+step "Contract: buf breaking against the previous commit"
+bash scripts/buf-breaking.sh
+
+step "Generated stubs: Go, Java and Python clients against a running gateway (C# generated)"
+bash scripts/clients-test.sh
