@@ -69,6 +69,15 @@ impl GatewayProcess {
                 );
         }
         command.envs(extra.iter().copied());
+        // Diagnostics: `BENCH_GATEWAY_ENV="PROVE_GATEWAY_LOG=warn OTEL_TRACES_SAMPLER=always_off"`
+        // adds settings to every gateway process (not used for BENCHMARKS.md's figures).
+        if let Ok(more) = std::env::var("BENCH_GATEWAY_ENV") {
+            for pair in more.split_whitespace() {
+                if let Some((key, value)) = pair.split_once('=') {
+                    command.env(key, value);
+                }
+            }
+        }
         let spawned = Instant::now();
         let child = command
             .spawn()
