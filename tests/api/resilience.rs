@@ -1,6 +1,11 @@
 //! The outbound path under load and faults: Prove's rate limit is never tripped, transient
 //! failures are retried within a budget, Prove's pauses are honoured, overload is shed at once,
 //! and nothing is sent after the caller's deadline.
+//!
+//! These run on a multi-threaded runtime, as the gateway does in production: on tokio's default
+//! single-threaded test runtime the 200 clients, the gateway and the simulator share one thread,
+//! and a stall of a few tens of milliseconds there would bunch requests at the simulator that
+//! left the gateway correctly spaced.
 
 use std::time::Duration;
 
@@ -36,7 +41,7 @@ fn busiest_second(requests: &[RecordedRequest]) -> usize {
         .unwrap_or(0)
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_calls_never_trip_proves_rate_limit() {
     let outbound = OutboundSettings {
         rate_limit_max_wait: Duration::from_secs(30),
@@ -64,7 +69,7 @@ async fn two_hundred_concurrent_calls_never_trip_proves_rate_limit() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_percent_server_errors_are_ridden_out_within_the_retry_budget() {
     let sim = SimulatorConfig {
         faults: Faults {
@@ -106,7 +111,7 @@ async fn thirty_percent_server_errors_are_ridden_out_within_the_retry_budget() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_429_with_retry_after_2_nothing_reaches_prove_for_2_seconds() {
     let app = spawn_app_with(SimulatorConfig::default(), OutboundSettings::default()).await;
     let mut client = app.unify.clone();
@@ -141,7 +146,7 @@ async fn after_a_429_with_retry_after_2_nothing_reaches_prove_for_2_seconds() {
     assert_eq!(requests.len(), 3, "one 429, then both calls once each");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_with_a_short_deadline_behind_a_full_queue_is_refused_at_once() {
     let outbound = OutboundSettings {
         rate_limit_rps: 1,
@@ -186,7 +191,7 @@ async fn a_call_with_a_short_deadline_behind_a_full_queue_is_refused_at_once() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_stop_at_the_callers_deadline() {
     let sim = SimulatorConfig {
         faults: Faults {

@@ -76,7 +76,7 @@ async fn calls(app: &TestApp, n: usize) -> usize {
         .count()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_budget_and_never_trip_proves_limit() {
     let redis = Redis::start().await;
     let sim = simulator::spawn(SimulatorConfig::default()).await.unwrap();
@@ -102,7 +102,7 @@ async fn two_replicas_share_one_budget_and_never_trip_proves_limit() {
     assert!(elapsed >= Duration::from_secs(7), "{elapsed:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_redis_falls_back_to_the_local_limiter() {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
