@@ -63,6 +63,7 @@ async fn two_hundred_concurrent_calls_never_trip_proves_rate_limit() {
         0
     );
     let busiest = busiest_second(records.requests());
+    eprintln!("200 concurrent calls: busiest second at the upstream had {busiest} requests");
     assert!(
         busiest <= 25,
         "{busiest} requests reached Prove within one second"
@@ -99,6 +100,10 @@ async fn thirty_percent_server_errors_are_ridden_out_within_the_retry_budget() {
     let extra = sent - 200;
     // The budget: 2 retries per second over its 10-second window, plus half the requests.
     let allowed = 20 + 200 / 2;
+    eprintln!(
+        "30% errors: {} of 200 failed, {extra} retries (budget {allowed})",
+        failures.len()
+    );
     assert!(extra > 0, "failures were retried");
     assert!(extra <= allowed, "{extra} retries, budget {allowed}");
     assert_eq!(
