@@ -21,13 +21,15 @@ mod support;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use prove_gateway::config::{Credentials, Settings, Upstream as GatewayUpstream};
 use prove_gateway::grpc::pb::unify_service_client::UnifyServiceClient;
 use prove_gateway::simulator::{self, ManualClock, SimulatorConfig};
 use support::load::{Direct, Run, Target, closed_loop, connect, unify_request};
-use support::process::{GatewayProcess, Upstream, mb};
+use support::process::{GatewayProcess, Upstream, cpu_time, mb};
 use support::recorder::WaitSamples;
 use support::stats::{diff_ms, median, ms, pct, signed_ms, verdict};
 
@@ -260,13 +262,30 @@ async fn latency_and_throughput(plan: &Plan, table: &mut Table) -> anyhow::Resul
     }
 
     // Throughput: closed loop at `concurrency`, the same time per target, interleaved slices.
+    // CPU time of the gateway process and of this one (load generator + simulator) per call.
     let slice = plan.throughput / plan.rounds;
     let (mut b, mut g, mut d) = (Run::default(), Run::default(), Run::default());
+    let (mut b_cpu, mut g_cpu) = (Duration::ZERO, Duration::ZERO);
+    let (mut g_self_cpu, mut d_cpu) = (Duration::ZERO, Duration::ZERO);
+    let gateway_pid = gateway_process.pid().to_string();
     for _ in 0..plan.rounds {
+        let me = cpu_time("self");
         b.absorb(closed_loop(&bare, plan.concurrency, slice, MAX_CALLS).await);
+        let (me2, gw) = (cpu_time("self"), cpu_time(&gateway_pid));
+        b_cpu += me2 - me;
         g.absorb(closed_loop(&gateway, plan.concurrency, slice, MAX_CALLS).await);
+        let (me3, gw2) = (cpu_time("self"), cpu_time(&gateway_pid));
+        g_self_cpu += me3 - me2;
+        g_cpu += gw2 - gw;
         d.absorb(closed_loop(&direct, plan.concurrency, slice, MAX_CALLS).await);
+        d_cpu += cpu_time("self") - me3;
     }
+    let per_call = |cpu: Duration, run: &Run| {
+        format!(
+            "{:.0} µs",
+            cpu.as_secs_f64() * 1e6 / (run.latencies.len().max(1) as f64)
+        )
+    };
     let secs = plan.throughput.as_secs_f64();
     table.row(
         format!(
@@ -291,6 +310,19 @@ async fn latency_and_throughput(plan: &Plan, table: &mut Table) -> anyhow::Resul
             "{:.2}, {:.2}",
             g.rate() / b.rate().max(1e-9),
             g.rate() / d.rate().max(1e-9)
+        ),
+        "report",
+        "–",
+    );
+
+    table.row(
+        "CPU per call during the throughput runs: gateway process; load generator + simulator process (gateway path / direct path / bare tonic)",
+        format!(
+            "{}; {} / {} / {}",
+            per_call(g_cpu, &g),
+            per_call(g_self_cpu, &g),
+            per_call(d_cpu, &d),
+            per_call(b_cpu, &b)
         ),
         "report",
         "–",

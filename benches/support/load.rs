@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use prove_gateway::grpc::pb::unify_service_client::UnifyServiceClient;
 use prove_gateway::grpc::pb::{PossessionType, UnifyRequest};
