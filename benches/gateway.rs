@@ -530,7 +530,7 @@ async fn memory(plan: &Plan, table: &mut Table) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (idle, _) = gateway.rss()?;
 
-    // Several connections, as many callers would open (and under HTTP/2's stream limit).
+    // Several connections, as several callers would open.
     let mut clients = Vec::new();
     for _ in 0..plan.memory_calls.div_ceil(PER_CONNECTION) {
         clients.push(UnifyServiceClient::new(connect(gateway.addr).await?));
