@@ -178,7 +178,11 @@ impl RateLimiter for LocalRateLimiter {
             let mut start = self.reserve(key, deadline)?;
             let _waiting = (start > asked).then(|| Waiting::enter(&self.waiting));
             loop {
-                tokio::time::sleep_until(start).await;
+                // Only a real wait sleeps: tokio rounds any sleep up to its next 1 ms tick,
+                // which would add a millisecond to every call that needs no wait at all.
+                if start > Instant::now() {
+                    tokio::time::sleep_until(start).await;
+                }
                 match self.admit(key, Instant::now()) {
                     Ok(()) => return Ok(asked.elapsed()),
                     Err(retry_at) => start = retry_at,
