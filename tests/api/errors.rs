@@ -39,49 +39,44 @@ fn no_retries() -> OutboundSettings {
     }
 }
 
-#[tokio::test]
-async fn an_unknown_sandbox_number_is_not_found_8007() {
-    let mut app = spawn_app().await;
-    let err = app
-        .unify
-        .unify(unify(PossessionType::Mobile, "2005550100"))
-        .await
-        .unwrap_err();
-    assert_prove_error(&err, Code::NotFound, "SANDBOX_USER_NOT_FOUND", 8007);
-}
+/// Numbers whose Unify the simulator refuses, and how each refusal must reach the caller.
+const REFUSED_NUMBERS: [(&str, Code, &str, i64); 5] = [
+    // Not a sandbox test user.
+    ("2005550100", Code::NotFound, "SANDBOX_USER_NOT_FOUND", 8007),
+    // A Verified Users test user, called with Unify credentials.
+    (
+        "2001004011",
+        Code::PermissionDenied,
+        "SANDBOX_ACCESS_DENIED",
+        8009,
+    ),
+    // The simulator's own failing numbers (src/simulator/README.md).
+    (
+        "2001009010",
+        Code::PermissionDenied,
+        "COUNTRY_NOT_AUTHORIZED",
+        8010,
+    ),
+    ("2001009011", Code::NotFound, "IDENTITY_NOT_FOUND", 8011),
+    (
+        "2001009002",
+        Code::FailedPrecondition,
+        "DEVICE_REVOKED",
+        8019,
+    ),
+];
 
 #[tokio::test]
-async fn a_verify_user_with_unify_credentials_is_permission_denied_8009() {
+async fn numbers_prove_refuses_map_8007_8009_8010_8011_8019() {
     let mut app = spawn_app().await;
-    let err = app
-        .unify
-        .unify(unify(PossessionType::Mobile, "2001004011"))
-        .await
-        .unwrap_err();
-    assert_prove_error(&err, Code::PermissionDenied, "SANDBOX_ACCESS_DENIED", 8009);
-}
-
-#[tokio::test]
-async fn country_and_identity_and_revoked_device_errors_map_8010_8011_8019() {
-    let mut app = spawn_app().await;
-    let err = app
-        .unify
-        .unify(unify(PossessionType::Mobile, "2001009010"))
-        .await
-        .unwrap_err();
-    assert_prove_error(&err, Code::PermissionDenied, "COUNTRY_NOT_AUTHORIZED", 8010);
-    let err = app
-        .unify
-        .unify(unify(PossessionType::Mobile, "2001009011"))
-        .await
-        .unwrap_err();
-    assert_prove_error(&err, Code::NotFound, "IDENTITY_NOT_FOUND", 8011);
-    let err = app
-        .unify
-        .unify(unify(PossessionType::Mobile, "2001009002"))
-        .await
-        .unwrap_err();
-    assert_prove_error(&err, Code::FailedPrecondition, "DEVICE_REVOKED", 8019);
+    for (phone, code, reason, prove_code) in REFUSED_NUMBERS {
+        let err = app
+            .unify
+            .unify(unify(PossessionType::Mobile, phone))
+            .await
+            .unwrap_err();
+        assert_prove_error(&err, code, reason, prove_code);
+    }
 }
 
 #[tokio::test]
