@@ -29,6 +29,9 @@ step "Helm chart: lint, Kubernetes schemas, env names and ports against the bina
 cargo build --quiet
 bash scripts/helm-check.sh target/debug/prove-gateway
 
+step "README's run command: cargo run, then grpcurl list, health and a Unify call"
+bash scripts/smoke.sh
+
 step "Contract: buf breaking against the previous commit"
 bash scripts/buf-breaking.sh
 
