@@ -209,40 +209,37 @@ async fn prove_rate_limit_is_resource_exhausted_8018_with_retry_info() {
     assert!(retry.retry_delay.unwrap() >= Duration::from_secs(1));
 }
 
-#[tokio::test]
-async fn a_prove_internal_error_is_unavailable_8000_with_retry_info() {
+/// The error of one Unify call, retries off, against a simulator with `faults`.
+async fn unify_failing_with(faults: Faults) -> tonic::Status {
     let sim = SimulatorConfig {
-        faults: Faults {
-            error_rate: 1.0,
-            ..Faults::none()
-        },
+        faults,
         ..SimulatorConfig::default()
     };
     let mut app = spawn_app_with(sim, no_retries()).await;
-    let err = app
-        .unify
+    app.unify
         .unify(unify(PossessionType::Mobile, "2001004014"))
         .await
-        .unwrap_err();
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn a_prove_internal_error_is_unavailable_8000_with_retry_info() {
+    let err = unify_failing_with(Faults {
+        error_rate: 1.0,
+        ..Faults::none()
+    })
+    .await;
     assert_prove_error(&err, Code::Unavailable, "PROVE_INTERNAL_ERROR", 8000);
     assert!(err.get_details_retry_info().is_some());
 }
 
 #[tokio::test]
 async fn a_malformed_answer_is_internal_and_says_so() {
-    let sim = SimulatorConfig {
-        faults: Faults {
-            malformed_rate: 1.0,
-            ..Faults::none()
-        },
-        ..SimulatorConfig::default()
-    };
-    let mut app = spawn_app_with(sim, no_retries()).await;
-    let err = app
-        .unify
-        .unify(unify(PossessionType::Mobile, "2001004014"))
-        .await
-        .unwrap_err();
+    let err = unify_failing_with(Faults {
+        malformed_rate: 1.0,
+        ..Faults::none()
+    })
+    .await;
     assert_eq!(err.code(), Code::Internal);
     assert_eq!(error_info(&err).reason, "UPSTREAM_BAD_RESPONSE");
     assert!(
@@ -254,19 +251,11 @@ async fn a_malformed_answer_is_internal_and_says_so() {
 
 #[tokio::test]
 async fn a_dropped_connection_is_unavailable() {
-    let sim = SimulatorConfig {
-        faults: Faults {
-            drop_rate: 1.0,
-            ..Faults::none()
-        },
-        ..SimulatorConfig::default()
-    };
-    let mut app = spawn_app_with(sim, no_retries()).await;
-    let err = app
-        .unify
-        .unify(unify(PossessionType::Mobile, "2001004014"))
-        .await
-        .unwrap_err();
+    let err = unify_failing_with(Faults {
+        drop_rate: 1.0,
+        ..Faults::none()
+    })
+    .await;
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert_eq!(error_info(&err).reason, "UPSTREAM_UNAVAILABLE");
 }
