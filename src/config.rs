@@ -459,45 +459,85 @@ pub fn environment_url(name: &str) -> Option<&'static str> {
     }
 }
 
+/// The ID and secret settings of one credential pair: the shared one or a product's own.
+struct PairNames {
+    id: &'static str,
+    secret: &'static str,
+}
+
+const SHARED_PAIR: PairNames = PairNames {
+    id: "PROVE_CLIENT_ID",
+    secret: "PROVE_CLIENT_SECRET",
+};
+const UNIFY_PAIR: PairNames = PairNames {
+    id: "PROVE_UNIFY_CLIENT_ID",
+    secret: "PROVE_UNIFY_CLIENT_SECRET",
+};
+const VERIFY_PAIR: PairNames = PairNames {
+    id: "PROVE_VERIFY_CLIENT_ID",
+    secret: "PROVE_VERIFY_CLIENT_SECRET",
+};
+
+/// A credential value with the pair it was given in, so that an error about its missing other
+/// half names a setting the user actually uses.
+type Given = Option<(String, &'static PairNames)>;
+
 fn resolve_upstream(args: &GatewayArgs) -> Result<Upstream, ConfigError> {
-    let general_id = value_or_file(
-        ("PROVE_CLIENT_ID", &args.client_id),
-        ("PROVE_CLIENT_ID_FILE", &args.client_id_file),
-    )?;
-    let general_secret = value_or_file(
-        ("PROVE_CLIENT_SECRET", &args.client_secret),
-        ("PROVE_CLIENT_SECRET_FILE", &args.client_secret_file),
-    )?;
+    let tag = |value: Option<String>, names: &'static PairNames| value.map(|v| (v, names));
+    let general_id = tag(
+        value_or_file(
+            ("PROVE_CLIENT_ID", &args.client_id),
+            ("PROVE_CLIENT_ID_FILE", &args.client_id_file),
+        )?,
+        &SHARED_PAIR,
+    );
+    let general_secret = tag(
+        value_or_file(
+            ("PROVE_CLIENT_SECRET", &args.client_secret),
+            ("PROVE_CLIENT_SECRET_FILE", &args.client_secret_file),
+        )?,
+        &SHARED_PAIR,
+    );
     let unify = credentials(
-        "UNIFY",
-        value_or_file(
-            ("PROVE_UNIFY_CLIENT_ID", &args.unify_client_id),
-            ("PROVE_UNIFY_CLIENT_ID_FILE", &args.unify_client_id_file),
-        )?
+        tag(
+            value_or_file(
+                ("PROVE_UNIFY_CLIENT_ID", &args.unify_client_id),
+                ("PROVE_UNIFY_CLIENT_ID_FILE", &args.unify_client_id_file),
+            )?,
+            &UNIFY_PAIR,
+        )
         .or_else(|| general_id.clone()),
-        value_or_file(
-            ("PROVE_UNIFY_CLIENT_SECRET", &args.unify_client_secret),
-            (
-                "PROVE_UNIFY_CLIENT_SECRET_FILE",
-                &args.unify_client_secret_file,
-            ),
-        )?
+        tag(
+            value_or_file(
+                ("PROVE_UNIFY_CLIENT_SECRET", &args.unify_client_secret),
+                (
+                    "PROVE_UNIFY_CLIENT_SECRET_FILE",
+                    &args.unify_client_secret_file,
+                ),
+            )?,
+            &UNIFY_PAIR,
+        )
         .or_else(|| general_secret.clone()),
     )?;
     let verify = credentials(
-        "VERIFY",
-        value_or_file(
-            ("PROVE_VERIFY_CLIENT_ID", &args.verify_client_id),
-            ("PROVE_VERIFY_CLIENT_ID_FILE", &args.verify_client_id_file),
-        )?
+        tag(
+            value_or_file(
+                ("PROVE_VERIFY_CLIENT_ID", &args.verify_client_id),
+                ("PROVE_VERIFY_CLIENT_ID_FILE", &args.verify_client_id_file),
+            )?,
+            &VERIFY_PAIR,
+        )
         .or(general_id),
-        value_or_file(
-            ("PROVE_VERIFY_CLIENT_SECRET", &args.verify_client_secret),
-            (
-                "PROVE_VERIFY_CLIENT_SECRET_FILE",
-                &args.verify_client_secret_file,
-            ),
-        )?
+        tag(
+            value_or_file(
+                ("PROVE_VERIFY_CLIENT_SECRET", &args.verify_client_secret),
+                (
+                    "PROVE_VERIFY_CLIENT_SECRET_FILE",
+                    &args.verify_client_secret_file,
+                ),
+            )?,
+            &VERIFY_PAIR,
+        )
         .or(general_secret),
     )?;
 
@@ -554,6 +594,15 @@ fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
             "must be uat-us, prod-us, uat-eu, prod-eu or an http(s) URL",
         ));
     }
+    // The token request carries the client secret in its body: in plain http anyone on the path
+    // reads it. Only a loopback address (a local simulator or proxy) never leaves the machine.
+    if url.scheme() == "http" && !is_loopback(&url) {
+        return Err(invalid(
+            "PROVE_BASE_URL",
+            "plain http is allowed only to a loopback address (127.0.0.0/8, ::1, localhost); \
+             use https so the client secret is not sent in clear",
+        ));
+    }
     if url.path().trim_end_matches('/').ends_with("/v3") {
         // The token endpoint has no /v3 prefix; a base ending in /v3 would send it to a 403.
         return Err(invalid(
@@ -564,32 +613,32 @@ fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
     Ok(url)
 }
 
-/// Pairs an ID with a secret; one without the other is an error naming the missing half.
-fn credentials(
-    product: &'static str,
-    id: Option<String>,
-    secret: Option<String>,
-) -> Result<Option<Credentials>, ConfigError> {
+/// Whether `url`'s host is this machine: 127.0.0.0/8, ::1 or `localhost` (the url crate has
+/// already lowercased it). Other names are refused even when they resolve to loopback today.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    }
+}
+
+/// Pairs an ID with a secret; one without the other is an error naming the missing half, in
+/// the pair the present half was given in (`PROVE_CLIENT_SECRET` alone names `PROVE_CLIENT_ID`).
+fn credentials(id: Given, secret: Given) -> Result<Option<Credentials>, ConfigError> {
     match (id, secret) {
         (None, None) => Ok(None),
-        (Some(client_id), Some(secret)) => Ok(Some(Credentials {
+        (Some((client_id, _)), Some((secret, _))) => Ok(Some(Credentials {
             client_id,
             client_secret: SecretString::from(secret),
         })),
-        (Some(_), None) => Err(invalid(
-            if product == "UNIFY" {
-                "PROVE_UNIFY_CLIENT_SECRET"
-            } else {
-                "PROVE_VERIFY_CLIENT_SECRET"
-            },
+        (Some((_, names)), None) => Err(invalid(
+            names.secret,
             "a client ID is set without its client secret",
         )),
-        (None, Some(_)) => Err(invalid(
-            if product == "UNIFY" {
-                "PROVE_UNIFY_CLIENT_ID"
-            } else {
-                "PROVE_VERIFY_CLIENT_ID"
-            },
+        (None, Some((_, names))) => Err(invalid(
+            names.id,
             "a client secret is set without its client ID",
         )),
     }
@@ -756,11 +805,92 @@ mod tests {
     }
 
     #[test]
-    fn a_secret_without_its_id_is_refused_without_printing_it() {
+    fn a_secret_without_its_id_names_the_id_the_user_would_set() {
+        // PROVE_CLIENT_SECRET alone: the missing half is PROVE_CLIENT_ID, not a per-product
+        // name the user never used.
         let err = parse(&["--prove-base-url", "uat-us", "--client-secret", "hunter2"]).unwrap_err();
         let text = message(err);
-        assert!(text.starts_with("PROVE_UNIFY_CLIENT_ID:"), "{text}");
+        assert!(text.starts_with("PROVE_CLIENT_ID:"), "{text}");
         assert!(!text.contains("hunter2"));
+        // A per-product secret alone names the per-product ID.
+        let err = parse(&[
+            "--prove-base-url",
+            "uat-us",
+            "--verify-client-secret",
+            "hunter2",
+            "--client-id",
+            "id",
+            "--client-secret",
+            "s",
+        ]);
+        assert!(err.is_ok(), "the shared ID pairs with the per-product secret");
+        let err = parse(&[
+            "--prove-base-url",
+            "uat-us",
+            "--unify-client-id",
+            "u",
+            "--unify-client-secret",
+            "us",
+            "--verify-client-secret",
+            "hunter2",
+        ])
+        .unwrap_err();
+        let text = message(err);
+        assert!(text.starts_with("PROVE_VERIFY_CLIENT_ID:"), "{text}");
+        assert!(!text.contains("hunter2"));
+    }
+
+    #[test]
+    fn an_id_without_its_secret_names_the_secret_the_user_would_set() {
+        let err = parse(&["--prove-base-url", "uat-us", "--client-id", "id"]).unwrap_err();
+        let text = message(err);
+        assert!(text.starts_with("PROVE_CLIENT_SECRET:"), "{text}");
+    }
+
+    /// The settings' outcome for `url` as PROVE_BASE_URL, with credentials set.
+    fn with_base_url(url: &str) -> Result<Settings, ConfigError> {
+        parse(&[
+            "--prove-base-url",
+            url,
+            "--client-id",
+            "id",
+            "--client-secret",
+            "hunter2",
+        ])
+    }
+
+    #[test]
+    fn plain_http_to_a_remote_host_is_refused_without_printing_the_secret() {
+        for url in [
+            "http://example.com",
+            "http://10.0.0.5",
+            "http://10.0.0.5:8080/",
+            "http://user:hunter2@example.com",
+            "http://localhost.example.com",
+            "http://[::ffff:10.0.0.5]",
+        ] {
+            let text = message(with_base_url(url).unwrap_err());
+            assert!(text.starts_with("PROVE_BASE_URL:"), "{url}: {text}");
+            assert!(text.contains("https"), "{url}: {text}");
+            assert!(!text.contains("hunter2"), "{url}: {text}");
+        }
+    }
+
+    #[test]
+    fn plain_http_to_loopback_and_https_anywhere_are_accepted() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://[::1]:8080",
+            "http://localhost:8080",
+            "http://LOCALHOST:8080",
+            "https://example.com",
+            "https://10.0.0.5:8443",
+            "uat-us",
+        ] {
+            let settings = with_base_url(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert!(matches!(settings.upstream, Upstream::Prove { .. }), "{url}");
+        }
     }
 
     #[test]
