@@ -159,6 +159,10 @@ fn mapping(error: &ProveError) -> Mapping {
         ProveError::BadResponse(_) => {
             Mapping::new(Code::Internal, R::UpstreamBadResponse, GATEWAY_DOMAIN)
         }
+        // A bug or a bad setting of the gateway: no retry hint, waiting does not fix it.
+        ProveError::Request(_) => {
+            Mapping::new(Code::Internal, R::GatewayInternalError, GATEWAY_DOMAIN)
+        }
     }
 }
 
@@ -367,6 +371,11 @@ mod tests {
                 ProveError::BadResponse("x".into()),
                 Code::Internal,
                 "UPSTREAM_BAD_RESPONSE",
+            ),
+            (
+                ProveError::Request("x".into()),
+                Code::Internal,
+                "GATEWAY_INTERNAL_ERROR",
             ),
         ];
         for (error, code, reason) in cases {

@@ -145,7 +145,8 @@ impl ProveClient {
 
 /// Encodes a request body as Prove's JSON.
 pub fn encode<Req: Serialize>(body: &Req) -> Result<Vec<u8>, ProveError> {
-    serde_json::to_vec(body).map_err(|e| ProveError::BadResponse(format!("cannot encode: {e}")))
+    // serde_json's encode errors name the rule broken ("key must be a string"), never a value.
+    serde_json::to_vec(body).map_err(|e| ProveError::Request(format!("cannot encode: {e}")))
 }
 
 /// Turns Prove's answer into the expected body or a [`ProveError`].
@@ -177,4 +178,23 @@ pub(crate) fn decode<Resp: DeserializeOwned>(
             .unwrap_or_else(|| format!("HTTP {} without an error body", response.status)),
         retry_after: retry_after(&response.headers),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_that_cannot_be_encoded_is_the_gateways_fault_not_proves() {
+        // JSON object keys must be strings: serde_json refuses a map keyed by pairs.
+        let body = std::collections::BTreeMap::from([((1, 2), 3)]);
+        let err = encode(&body).unwrap_err();
+        let status = crate::grpc::status::from_prove(&err, None);
+        assert_eq!(status.code(), tonic::Code::Internal);
+        use tonic_types::StatusExt;
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.reason, "GATEWAY_INTERNAL_ERROR", "{err:?}");
+        assert!(status.get_details_retry_info().is_none());
+    }
 }

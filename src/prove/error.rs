@@ -49,6 +49,11 @@ pub enum ProveError {
     /// Prove's answer could not be understood.
     #[error("Prove's answer could not be understood: {0}")]
     BadResponse(String),
+    /// The gateway could not build the request (a URL that cannot be joined, a body that cannot
+    /// be encoded): its own fault, found before anything was sent. Repeating it gives the same
+    /// result, so it is never retried.
+    #[error("the gateway could not build the request to Prove: {0}")]
+    Request(String),
 }
 
 impl ProveError {

@@ -60,7 +60,9 @@ impl tower::Service<OutboundRequest> for HttpSend {
         let attempt_span = span.clone();
         let started = tokio::time::Instant::now();
         let attempt = async move {
-            let url = url.map_err(|e| ProveError::Unavailable(format!("bad Prove URL: {e}")))?;
+            // A URL or request that cannot be built is the gateway's own fault, never sent: not
+            // an outage of Prove, so it is not retried and gets no retry hint.
+            let url = url.map_err(|e| ProveError::Request(format!("bad Prove URL: {e}")))?;
             let (content_type, bytes) = match request.body {
                 Body::Json(bytes) => ("application/json", bytes),
                 Body::Form(bytes) => ("application/x-www-form-urlencoded", bytes),
@@ -78,7 +80,7 @@ impl tower::Service<OutboundRequest> for HttpSend {
             }
             let mut http_request = builder
                 .build()
-                .map_err(|e| ProveError::Unavailable(e.to_string()))?;
+                .map_err(|e| ProveError::Request(without_url(&e)))?;
             crate::telemetry::inject_trace_context(http_request.headers_mut());
             let response = client
                 .execute(http_request)

@@ -216,6 +216,14 @@ mod tests {
     }
 
     #[test]
+    fn a_request_the_gateway_could_not_build_is_never_retried() {
+        let mut unbuildable = Err(ProveError::Request("bad Prove URL".into()));
+        let mut req = request(None);
+        assert!(policy(3).retry(&mut req, &mut unbuildable).is_none());
+        assert_eq!(req.attempt, 1);
+    }
+
+    #[test]
     fn attempts_stop_at_the_cap() {
         let mut policy = policy(2);
         let mut req = request(None);

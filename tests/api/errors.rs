@@ -259,3 +259,31 @@ async fn a_dropped_connection_is_unavailable() {
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert_eq!(error_info(&err).reason, "UPSTREAM_UNAVAILABLE");
 }
+
+#[tokio::test]
+async fn a_request_the_gateway_cannot_build_is_internal_and_not_retried() {
+    // A base URL that paths cannot be joined to (no URL from PROVE_BASE_URL gets this far; an
+    // embedding program can build one): the gateway's own fault, which no retry can fix.
+    let mut app = spawn_app_configured(SimulatorConfig::default(), |settings| {
+        if let prove_gateway::config::Upstream::Prove { base_url, .. } = &mut settings.upstream {
+            *base_url = "data:text/plain,prove".parse().unwrap();
+        }
+    })
+    .await;
+    let err = app
+        .unify
+        .unify(unify(PossessionType::Mobile, "2001004014"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Internal, "{err:?}");
+    let info = error_info(&err);
+    assert_eq!(
+        (info.reason.as_str(), info.domain.as_str()),
+        ("GATEWAY_INTERNAL_ERROR", "prove-gateway")
+    );
+    assert!(
+        err.get_details_retry_info().is_none(),
+        "waiting does not help"
+    );
+    assert_eq!(app.sim.records().total(), 0, "nothing was sent");
+}
