@@ -280,7 +280,8 @@ pub fn retry_scheduled(endpoint: Endpoint, attempt: u32, delay: Duration) {
     );
 }
 
-/// A retry was not made, because of the deadline or the retry budget.
+/// A retry was not made, because of the deadline, the retry budget, or a `Retry-After` longer
+/// than the retry layer ever waits.
 pub fn retry_skipped(endpoint: Endpoint, reason: &'static str) {
     metrics::retry_skipped(endpoint, reason);
     tracing::info!(

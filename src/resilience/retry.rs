@@ -10,7 +10,8 @@
 //!
 //! The wait before attempt n+1 is "full jitter" (a uniform draw from zero to
 //! `base * 2^(n-1)`, capped), never shorter than Prove's `Retry-After`, and a retry whose wait
-//! would end after the caller's deadline is not made. A shared retry budget (Finagle's, via
+//! would end after the caller's deadline, or that Prove asks to wait more than a minute for, is
+//! not made. A shared retry budget (Finagle's, via
 //! tower's `TpsBudget`) caps retries at a fraction of recent requests, so an outage does not
 //! multiply the load on Prove.
 
@@ -35,6 +36,12 @@ const BUDGET_RATIO: f32 = 0.5;
 const BUDGET_MIN_PER_SECOND: u32 = 2;
 /// How long a request counts towards the budget.
 const BUDGET_TTL: Duration = Duration::from_secs(10);
+/// The longest wait between two attempts, whatever the settings or Prove say. Prove's own
+/// `Retry-After` is a second or two; a minute already means an outage, and a caller without a
+/// deadline must not hang on a longer one. It also keeps the clock arithmetic on the computed
+/// wait far from overflowing (`Retry-After: 18446744073709551615` is a valid header). An answer
+/// asking for more goes back to the caller with its RetryInfo instead of being retried.
+const LONGEST_WAIT: Duration = Duration::from_secs(60);
 
 /// Layer for tower's `Retry` with [`RetryPolicy`].
 #[derive(Clone)]
@@ -88,12 +95,12 @@ fn retryable(result: &Result<OutboundResponse, ProveError>) -> Option<Option<Dur
 }
 
 impl RetryPolicy {
-    /// Full jitter: uniform in `[0, min(max_delay, base * 2^(attempt-1))]`.
+    /// Full jitter: uniform in `[0, min(max_delay, base * 2^(attempt-1), LONGEST_WAIT)]`.
     fn backoff(&self, attempt: u32) -> Duration {
         let exp = self
             .base_delay
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        let cap = exp.min(self.max_delay);
+        let cap = exp.min(self.max_delay).min(LONGEST_WAIT);
         cap.mul_f64(rand::rng().random::<f64>())
     }
 }
@@ -116,13 +123,17 @@ impl tower::retry::Policy<OutboundRequest, OutboundResponse, ProveError> for Ret
         if request.attempt >= self.max_attempts {
             return None;
         }
-        let delay = self
-            .backoff(request.attempt)
-            .max(prove_wait.unwrap_or_default());
-        if request
-            .deadline
-            .is_some_and(|deadline| Instant::now() + delay >= deadline)
-        {
+        let prove_wait = prove_wait.unwrap_or_default();
+        if prove_wait > LONGEST_WAIT {
+            crate::telemetry::retry_skipped(request.endpoint, "retry_after");
+            return None;
+        }
+        let delay = self.backoff(request.attempt).max(prove_wait);
+        if request.deadline.is_some_and(|deadline| {
+            Instant::now()
+                .checked_add(delay)
+                .is_none_or(|resume| resume >= deadline)
+        }) {
             crate::telemetry::retry_skipped(request.endpoint, "deadline");
             return None;
         }
@@ -261,6 +272,77 @@ mod tests {
             for _ in 0..50 {
                 assert!(policy.backoff(attempt) <= cap);
             }
+        }
+    }
+
+    /// A policy whose settings are as large as a Duration goes.
+    fn huge_policy() -> RetryPolicy {
+        RetryLayer::new(&OutboundSettings {
+            retry_max_attempts: u32::MAX,
+            retry_base_delay: Duration::MAX,
+            retry_max_delay: Duration::MAX,
+            ..OutboundSettings::default()
+        })
+        .policy
+    }
+
+    #[test]
+    fn backoff_stays_bounded_for_any_attempt_and_settings() {
+        let policy = huge_policy();
+        for attempt in [0, 1, 2, 17, 64, u32::MAX - 1, u32::MAX] {
+            for _ in 0..200 {
+                assert!(policy.backoff(attempt) <= LONGEST_WAIT, "{attempt}");
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_huge_backoff_neither_overflows_the_deadline_check_nor_waits_for_ever() {
+        let mut with_deadline = request(Some(Instant::now() + Duration::from_secs(10)));
+        // The computed wait passes any deadline: no retry (and no panic adding it to now).
+        for _ in 0..50 {
+            let retry = huge_policy().retry(&mut with_deadline, &mut answer(500, None));
+            if let Some(wait) = retry {
+                let start = Instant::now();
+                wait.await;
+                assert!(Instant::now() - start < Duration::from_secs(10));
+            }
+        }
+        let mut no_deadline = request(None);
+        let start = Instant::now();
+        if let Some(wait) = huge_policy().retry(&mut no_deadline, &mut answer(500, None)) {
+            wait.await;
+        }
+        assert!(Instant::now() - start <= LONGEST_WAIT);
+    }
+
+    #[test]
+    fn an_absurd_retry_after_is_not_waited_for() {
+        for retry_after in ["18446744073709551615", "9999999999"] {
+            let mut with_deadline = request(Some(Instant::now() + Duration::from_secs(10)));
+            assert!(
+                policy(3)
+                    .retry(&mut with_deadline, &mut answer(503, Some(retry_after)))
+                    .is_none(),
+                "{retry_after}"
+            );
+            let mut no_deadline = request(None);
+            assert!(
+                policy(3)
+                    .retry(&mut no_deadline, &mut answer(429, Some(retry_after)))
+                    .is_none(),
+                "{retry_after}: a caller without a deadline would hang on it"
+            );
+        }
+        // Garbage and negative values are no Retry-After at all: the usual backoff applies.
+        for retry_after in ["-1", "soon", "1e9", ""] {
+            let mut req = request(None);
+            assert!(
+                policy(3)
+                    .retry(&mut req, &mut answer(503, Some(retry_after)))
+                    .is_some(),
+                "{retry_after:?}"
+            );
         }
     }
 

@@ -21,7 +21,7 @@ pub const PROVE_REQUESTS: &str = "prove_gateway_prove_requests_total";
 pub const PROVE_DURATION: &str = "prove_gateway_prove_request_duration_seconds";
 /// Counter: retries sent to Prove, by `endpoint`.
 pub const RETRIES: &str = "prove_gateway_retries_total";
-/// Counter: retries not made, by `endpoint` and `reason` (`deadline`, `budget`).
+/// Counter: retries not made, by `endpoint` and `reason` (`deadline`, `budget`, `retry_after`).
 pub const RETRIES_SKIPPED: &str = "prove_gateway_retries_skipped_total";
 /// Histogram: time waited for a rate-limit permit in seconds (zero waits included).
 pub const RATE_LIMIT_WAIT: &str = "prove_gateway_rate_limit_wait_seconds";
@@ -90,7 +90,7 @@ pub const METRICS: &[Metric] = &[
         name: RETRIES_SKIPPED,
         kind: Kind::Counter,
         labels: &["endpoint", "reason"],
-        help: "Retryable Prove answers not retried, by endpoint and reason (deadline, budget)",
+        help: "Retryable Prove answers not retried, by endpoint and reason (deadline, budget, retry_after)",
     },
     Metric {
         name: RATE_LIMIT_WAIT,
@@ -230,7 +230,7 @@ fn register_zero_series() {
         let _ = ::metrics::counter!(PROVE_REQUESTS, "endpoint" => path, "status" => "200");
         let _ = ::metrics::histogram!(PROVE_DURATION, "endpoint" => path, "status" => "200");
         let _ = ::metrics::counter!(RETRIES, "endpoint" => path);
-        for reason in ["deadline", "budget"] {
+        for reason in ["deadline", "budget", "retry_after"] {
             let _ = ::metrics::counter!(RETRIES_SKIPPED, "endpoint" => path, "reason" => reason);
         }
     }
