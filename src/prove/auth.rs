@@ -20,6 +20,10 @@ use crate::resilience::{Body, Endpoint, Outbound, OutboundRequest};
 
 /// Refresh this long before the token expires (Prove's SDKs use the same margin).
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
+/// Longest lifetime believed. Prove's tokens live an hour; `expires_in` is any JSON number up to
+/// `u64::MAX`, which would overflow the clock or pin one token for ever. A token Prove revokes
+/// earlier is still replaced on its first 401.
+const LONGEST_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Clone)]
 struct CachedToken {
@@ -113,7 +117,7 @@ impl TokenSource {
                 parsed.token_type
             )));
         }
-        let lifetime = Duration::from_secs(parsed.expires_in);
+        let lifetime = Duration::from_secs(parsed.expires_in).min(LONGEST_LIFETIME);
         // A token shorter-lived than the margin is refreshed halfway through its life instead.
         let early = if lifetime > REFRESH_MARGIN * 2 {
             lifetime - REFRESH_MARGIN
@@ -126,5 +130,109 @@ impl TokenSource {
             refresh_at: asked + early,
         });
         Ok(token)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+
+        use tower::util::BoxCloneSyncService;
+
+    use super::*;
+    use crate::resilience::OutboundResponse;
+
+    /// A fake Prove token endpoint: answers every request after `latency` with the current
+    /// `status` and `body`, counting requests. A request whose deadline comes first times out
+    /// at its deadline, as the timeout layer would make it.
+    #[derive(Clone)]
+    struct FakeProve {
+        status: Arc<AtomicU16>,
+        body: Arc<parking_lot::Mutex<String>>,
+        requests: Arc<AtomicUsize>,
+        latency: Duration,
+    }
+
+    impl FakeProve {
+        fn new(status: u16, body: &str) -> Self {
+            Self {
+                status: Arc::new(AtomicU16::new(status)),
+                body: Arc::new(parking_lot::Mutex::new(body.to_owned())),
+                requests: Arc::new(AtomicUsize::new(0)),
+                latency: Duration::from_millis(100),
+            }
+        }
+
+        fn accepting(expires_in: &str) -> Self {
+            Self::new(
+                200,
+                &format!(r#"{{"access_token":"t0k3n","token_type":"Bearer","expires_in":{expires_in}}}"#),
+            )
+        }
+
+        fn requests(&self) -> usize {
+            self.requests.load(Ordering::SeqCst)
+        }
+
+        fn source(&self) -> TokenSource {
+            let prove = self.clone();
+            let service = tower::service_fn(move |request: OutboundRequest| {
+                let prove = prove.clone();
+                async move {
+                    prove.requests.fetch_add(1, Ordering::SeqCst);
+                    let answered = Instant::now() + prove.latency;
+                    if let Some(deadline) = request.deadline.filter(|d| *d < answered) {
+                        tokio::time::sleep_until(deadline).await;
+                        return Err(ProveError::Timeout { sent: true });
+                    }
+                    tokio::time::sleep_until(answered).await;
+                    Ok(OutboundResponse {
+                        status: prove.status.load(Ordering::SeqCst),
+                        headers: ::http::HeaderMap::new(),
+                        body: prove.body.lock().clone().into(),
+                    })
+                }
+            });
+            let credentials = Credentials {
+                client_id: "client-id-7".into(),
+                client_secret: "s3cr3t-value".to_owned().into(),
+            };
+            TokenSource::new(credentials, BoxCloneSyncService::new(service))
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_expires_in_of_u64_max_is_capped_not_a_panic() {
+        let prove = FakeProve::accepting("18446744073709551615");
+        let tokens = prove.source();
+        assert_eq!(&*tokens.token(None).await.unwrap(), "t0k3n");
+        tokens.token(None).await.unwrap();
+        assert_eq!(prove.requests(), 1, "the token is cached");
+        // Trusted for a day at most.
+        tokio::time::advance(Duration::from_secs(24 * 3600)).await;
+        tokens.token(None).await.unwrap();
+        assert_eq!(prove.requests(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_negative_or_garbage_expires_in_is_a_bad_response() {
+        for garbage in [
+            "-1",
+            "-18446744073709551616",
+            "18446744073709551616",
+            "1.5",
+            "1e3",
+            r#""3600""#,
+            "null",
+            "[]",
+        ] {
+            let tokens = FakeProve::accepting(garbage).source();
+            let result = tokens.token(None).await;
+            assert!(
+                matches!(result, Err(ProveError::BadResponse(_))),
+                "{garbage}: {result:?}"
+            );
+        }
     }
 }
