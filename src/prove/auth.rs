@@ -3,12 +3,18 @@
 //! Prove's tokens last an hour and cannot be refreshed with a refresh grant, so the gateway asks
 //! `POST {base}/token` (no `/v3`) for a new one 60 seconds before the old one expires, as Prove's
 //! SDKs do. Only one fetch is ever in flight per pair: concurrent callers wait for it and share
-//! its result, so a cold start or an expiry never sends a burst of token requests.
+//! its result, success or failure, so a cold start, an expiry or an outage never sends a burst
+//! of token requests.
+//!
+//! When Prove refuses the credentials themselves (HTTP 401 on `/token`), asking again at once
+//! cannot help: an operator must fix them. The refusal is remembered for a backoff (1 s,
+//! doubling, at most 30 s) during which calls fail at once with the same error and send nothing;
+//! then one request tries again. One WARN line marks each change (refused, accepted again).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -24,6 +30,13 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(60);
 /// `u64::MAX`, which would overflow the clock or pin one token for ever. A token Prove revokes
 /// earlier is still replaced on its first 401.
 const LONGEST_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// The first pause after Prove refuses the credentials: long enough that a burst of calls costs
+/// one request, short enough that fixed credentials are picked up almost at once.
+const FIRST_REFUSAL_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest pause. Credentials stay wrong until an operator acts; at one request per 30 s a
+/// broken replica spends a negligible share of Prove's 25 requests per second, and a fix (a
+/// rotated Secret, a re-enabled client) is noticed within half a minute.
+const LONGEST_REFUSAL_BACKOFF: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 struct CachedToken {
@@ -31,14 +44,36 @@ struct CachedToken {
     refresh_at: Instant,
 }
 
+/// How the fetches so far ended, for the callers that waited for them.
+#[derive(Default)]
+struct Outcomes {
+    /// Fetches finished so far. A caller that finds this higher than before it queued knows a
+    /// fetch ended while it waited, and shares that fetch's result instead of making its own.
+    finished: u64,
+    /// The last fetch's failure, with the deadline it ran under.
+    failure: Option<(ProveError, Option<Instant>)>,
+    /// Prove refused the credentials; `None` once it accepts them again.
+    refused: Option<Refusal>,
+}
+
+/// The negative cache for refused credentials.
+struct Refusal {
+    /// Prove's refusal, handed to every call until `until`.
+    error: ProveError,
+    until: Instant,
+    /// The pause that ends at `until`; the next refusal doubles it.
+    backoff: Duration,
+}
+
 /// Hands out bearer tokens for one credential pair.
 pub struct TokenSource {
     credentials: Credentials,
     outbound: Outbound,
     cached: RwLock<Option<CachedToken>>,
-    /// Held while a fetch is in flight; callers that queue on it find the new token when they
-    /// get it.
+    /// Held while a fetch is in flight; callers that queue on it find its result when they get
+    /// it.
     fetching: tokio::sync::Mutex<()>,
+    outcomes: Mutex<Outcomes>,
 }
 
 impl TokenSource {
@@ -50,6 +85,7 @@ impl TokenSource {
             outbound,
             cached: RwLock::new(None),
             fetching: tokio::sync::Mutex::new(()),
+            outcomes: Mutex::new(Outcomes::default()),
         }
     }
 
@@ -58,17 +94,25 @@ impl TokenSource {
         &self.credentials.client_id
     }
 
-    /// A valid token: the cached one, or a new one fetched by a single request.
+    /// A valid token: the cached one, or a new one fetched by a single request whose result
+    /// every caller waiting for it shares.
     pub async fn token(&self, deadline: Option<Instant>) -> Result<Arc<str>, ProveError> {
         if let Some(token) = self.fresh() {
             return Ok(token);
         }
+        self.refused()?;
+        let seen = self.outcomes.lock().finished;
         let _fetching = self.fetching.lock().await;
         if let Some(token) = self.fresh() {
             return Ok(token);
         }
-        let token = self.fetch(deadline).await?;
-        Ok(token)
+        if let Some(error) = self.failed_since(seen, deadline) {
+            return Err(error);
+        }
+        self.refused()?;
+        let result = self.fetch(deadline).await;
+        self.finished(&result, deadline);
+        result
     }
 
     /// Forgets `token` after Prove refused it, unless another caller already replaced it.
@@ -88,6 +132,75 @@ impl TokenSource {
             .as_ref()
             .filter(|c| Instant::now() < c.refresh_at)
             .map(|c| c.value.clone())
+    }
+
+    /// Prove's refusal, while its backoff lasts.
+    fn refused(&self) -> Result<(), ProveError> {
+        match &self.outcomes.lock().refused {
+            Some(refusal) if Instant::now() < refusal.until => Err(refusal.error.clone()),
+            _ => Ok(()),
+        }
+    }
+
+    /// The failure of a fetch that ended after `seen`, if this caller should share it.
+    ///
+    /// A failure that came from the fetching caller's own deadline (it ran out of time, or the
+    /// limiter could not admit it in time) is shared only with callers who have no more time;
+    /// a caller with a later deadline fetches for itself.
+    fn failed_since(&self, seen: u64, deadline: Option<Instant>) -> Option<ProveError> {
+        let outcomes = self.outcomes.lock();
+        if outcomes.finished == seen {
+            return None;
+        }
+        let (error, ran_under) = outcomes.failure.as_ref()?;
+        let bound_by_its_deadline = matches!(
+            error,
+            ProveError::Timeout { .. } | ProveError::RateLimited { .. }
+        );
+        let more_time = match (ran_under, deadline) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(theirs), Some(mine)) => mine > *theirs,
+        };
+        (!(bound_by_its_deadline && more_time)).then(|| error.clone())
+    }
+
+    /// Records how a fetch ended, and the change of state a refusal or an acceptance makes.
+    fn finished(&self, result: &Result<Arc<str>, ProveError>, deadline: Option<Instant>) {
+        let mut outcomes = self.outcomes.lock();
+        outcomes.finished += 1;
+        match result {
+            Ok(_) => {
+                outcomes.failure = None;
+                if outcomes.refused.take().is_some() {
+                    tracing::warn!("Prove accepted the gateway's OAuth credentials again");
+                }
+            }
+            Err(error) => {
+                outcomes.failure = Some((error.clone(), deadline));
+                if matches!(error, ProveError::Api { status: 401, .. }) {
+                    let backoff = outcomes
+                        .refused
+                        .as_ref()
+                        .map_or(FIRST_REFUSAL_BACKOFF, |r| {
+                            (r.backoff * 2).min(LONGEST_REFUSAL_BACKOFF)
+                        });
+                    let first = outcomes.refused.is_none();
+                    outcomes.refused = Some(Refusal {
+                        error: error.clone(),
+                        until: Instant::now() + backoff,
+                        backoff,
+                    });
+                    if first {
+                        tracing::warn!(
+                            backoff_ms = backoff.as_millis() as u64,
+                            "Prove refused the gateway's OAuth credentials (HTTP 401 on /token); \
+                             calls fail at once, asking again after a backoff of up to 30 s"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     async fn fetch(&self, deadline: Option<Instant>) -> Result<Arc<str>, ProveError> {
@@ -138,7 +251,8 @@ impl TokenSource {
 mod tests {
     use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 
-        use tower::util::BoxCloneSyncService;
+    use futures::future::join_all;
+    use tower::util::BoxCloneSyncService;
 
     use super::*;
     use crate::resilience::OutboundResponse;
@@ -164,11 +278,20 @@ mod tests {
             }
         }
 
+        fn refusing() -> Self {
+            Self::new(401, r#"{"code":8002,"message":"invalid client credentials"}"#)
+        }
+
         fn accepting(expires_in: &str) -> Self {
             Self::new(
                 200,
                 &format!(r#"{{"access_token":"t0k3n","token_type":"Bearer","expires_in":{expires_in}}}"#),
             )
+        }
+
+        fn answer(&self, status: u16, body: &str) {
+            self.status.store(status, Ordering::SeqCst);
+            *self.body.lock() = body.to_owned();
         }
 
         fn requests(&self) -> usize {
@@ -200,6 +323,10 @@ mod tests {
             };
             TokenSource::new(credentials, BoxCloneSyncService::new(service))
         }
+    }
+
+    fn is_refusal(result: &Result<Arc<str>, ProveError>) -> bool {
+        matches!(result, Err(ProveError::Api { status: 401, .. }))
     }
 
     #[tokio::test(start_paused = true)]
@@ -234,5 +361,108 @@ mod tests {
                 "{garbage}: {result:?}"
             );
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_fetch_is_shared_with_the_callers_waiting_for_it() {
+        let prove = FakeProve::refusing();
+        let tokens = prove.source();
+        let results = join_all((0..20).map(|_| tokens.token(None))).await;
+        assert!(results.iter().all(is_refusal), "{results:?}");
+        assert_eq!(prove.requests(), 1, "one request for twenty callers");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_credentials_are_not_asked_again_until_a_doubling_backoff_ends() {
+        let prove = FakeProve::refusing();
+        let tokens = prove.source();
+        assert!(is_refusal(&tokens.token(None).await));
+        let mut asked = 1;
+        // The pause after each refusal: 1 s, doubling, at most 30 s.
+        for backoff in [1, 2, 4, 8, 16, 30, 30] {
+            let backoff = Duration::from_secs(backoff);
+            tokio::time::advance(backoff - Duration::from_millis(10)).await;
+            assert!(is_refusal(&tokens.token(None).await), "fails at once");
+            assert_eq!(prove.requests(), asked, "no request within {backoff:?}");
+            tokio::time::advance(Duration::from_millis(10)).await;
+            assert!(is_refusal(&tokens.token(None).await));
+            asked += 1;
+            assert_eq!(prove.requests(), asked, "one request after {backoff:?}");
+        }
+        // Accepted again: the backoff starts over at one second on the next refusal.
+        prove.answer(
+            200,
+            r#"{"access_token":"t0k3n","token_type":"Bearer","expires_in":3600}"#,
+        );
+        tokio::time::advance(Duration::from_secs(30)).await;
+        tokens.token(None).await.unwrap();
+        tokens.invalidate(&tokens.token(None).await.unwrap());
+        prove.answer(401, r#"{"code":8002,"message":"revoked"}"#);
+        assert!(is_refusal(&tokens.token(None).await));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(is_refusal(&tokens.token(None).await));
+        assert_eq!(prove.requests(), asked + 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_that_ran_out_of_its_callers_time_is_not_shared_with_callers_with_more() {
+        let prove = FakeProve::accepting("3600");
+        let tokens = prove.source();
+        let hurried = tokens.token(Some(Instant::now() + Duration::from_millis(50)));
+        let patient = tokens.token(Some(Instant::now() + Duration::from_secs(5)));
+        let (hurried, patient) = tokio::join!(hurried, patient);
+        assert!(matches!(hurried, Err(ProveError::Timeout { .. })), "{hurried:?}");
+        assert_eq!(&*patient.unwrap(), "t0k3n");
+        assert_eq!(prove.requests(), 2);
+    }
+
+    /// Log lines written while `test` runs on this thread.
+    async fn logs_of<F: std::future::Future>(test: F) -> String {
+        #[derive(Clone, Default)]
+        struct Sink(Arc<parking_lot::Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        test.await;
+        String::from_utf8(sink.0.lock().clone()).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_warning_when_credentials_are_refused_and_one_when_accepted_again() {
+        let prove = FakeProve::refusing();
+        let tokens = prove.source();
+        let logs = logs_of(async {
+            join_all((0..22).map(|_| tokens.token(None))).await;
+            for _ in 0..3 {
+                tokio::time::advance(Duration::from_secs(30)).await;
+                join_all((0..5).map(|_| tokens.token(None))).await;
+            }
+            prove.answer(
+                200,
+                r#"{"access_token":"t0k3n","token_type":"Bearer","expires_in":3600}"#,
+            );
+            tokio::time::advance(Duration::from_secs(30)).await;
+            join_all((0..5).map(|_| tokens.token(None))).await;
+        })
+        .await;
+        let warnings: Vec<&str> = logs.lines().filter(|l| l.contains("WARN")).collect();
+        assert_eq!(warnings.len(), 2, "{logs}");
+        assert!(warnings[0].contains("refused"), "{logs}");
+        assert!(warnings[1].contains("accepted"), "{logs}");
+        assert!(!logs.contains("s3cr3t") && !logs.contains("client-id-7"), "{logs}");
     }
 }

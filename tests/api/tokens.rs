@@ -1,5 +1,6 @@
-//! OAuth tokens: one token request serves many calls, expiry refreshes it, and a token Prove
-//! refuses mid-flight is replaced with one retry.
+//! OAuth tokens: one token request serves many calls, expiry refreshes it, a token Prove
+//! refuses mid-flight is replaced with one retry, and refused credentials are not asked again
+//! and again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,7 +8,10 @@ use std::time::Duration;
 use prove_gateway::config::OutboundSettings;
 use prove_gateway::simulator::{ManualClock, SimulatorConfig};
 
-use crate::helpers::{mobile_unify as unify, spawn_app, spawn_app_with};
+use crate::helpers::{
+    credentials, error_info, mobile_unify as unify, spawn_app, spawn_app_configured,
+    spawn_app_with,
+};
 
 #[tokio::test]
 async fn concurrent_calls_on_a_cold_start_share_one_token_request() {
@@ -60,4 +64,36 @@ async fn a_token_refused_mid_flight_is_replaced_and_the_call_retried_once() {
     assert_eq!(records.count_status("/v3/unify", 401), 1);
     assert_eq!(records.count_status("/v3/unify", 200), 2);
     assert_eq!(records.count("/token"), 2);
+}
+
+#[tokio::test]
+async fn wrong_credentials_cost_one_token_request_for_22_calls_then_one_per_backoff() {
+    let app = spawn_app_configured(SimulatorConfig::default(), |settings| {
+        if let prove_gateway::config::Upstream::Prove { unify, .. } = &mut settings.upstream {
+            *unify = credentials(prove_gateway::simulator::SIM_UNIFY_CLIENT_ID, "wrong");
+        }
+    })
+    .await;
+    let calls = (0..22).map(|_| {
+        let mut client = app.unify.clone();
+        async move { client.unify(unify()).await }
+    });
+    for result in futures::future::join_all(calls).await {
+        let err = result.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Internal, "{err:?}");
+        assert_eq!(error_info(&err).reason, "UPSTREAM_UNAUTHORIZED");
+    }
+    assert_eq!(app.sim.records().count("/token"), 1, "one refusal shared");
+
+    // Within the first backoff (one second): the same answer at once, without a request.
+    let mut client = app.unify.clone();
+    let err = client.unify(unify()).await.unwrap_err();
+    assert_eq!(error_info(&err).reason, "UPSTREAM_UNAUTHORIZED");
+    assert_eq!(app.sim.records().count("/token"), 1, "no request in the backoff");
+
+    // After it: one more request.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    client.unify(unify()).await.unwrap_err();
+    assert_eq!(app.sim.records().count("/token"), 2);
+    assert_eq!(app.sim.records().count("/v3/unify"), 0);
 }
