@@ -66,9 +66,10 @@ impl Guard {
     }
 }
 
-/// Installs the W3C trace-context and baggage propagators, the log subscriber writing to stdout
-/// and the tracing layer, which exports over OTLP when an endpoint is configured. Call once,
-/// inside the Tokio runtime (the OTLP/gRPC exporter needs it).
+/// Installs the W3C trace-context and baggage propagators (for incoming calls; requests to Prove
+/// carry the trace context only, see [`inject_trace_context`]), the log subscriber writing to
+/// stdout and the tracing layer, which exports over OTLP when an endpoint is configured. Call
+/// once, inside the Tokio runtime (the OTLP/gRPC exporter needs it).
 pub fn init(settings: &Settings) -> anyhow::Result<Guard> {
     init_with_writer(settings, std::io::stdout)
 }
@@ -138,13 +139,17 @@ pub fn init_plain_logs() {
         .try_init();
 }
 
-/// Writes the current span's trace context (`traceparent`, `tracestate`, `baggage`) into the
-/// headers of an outgoing request, so the trace continues at Prove.
+/// Writes the current span's trace context (`traceparent`, `tracestate`) into the headers of an
+/// outgoing request, so the trace continues at Prove.
+///
+/// Only the trace context: the caller's W3C `baggage` is extracted with it (the global
+/// propagator reads both), but it is free-form and can carry personal data, and Prove is a
+/// third party. It stays with the gateway's own telemetry.
 pub fn inject_trace_context(headers: &mut http::HeaderMap) {
+    use opentelemetry::propagation::TextMapPropagator as _;
     let context = tracing::Span::current().context();
-    opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.inject_context(&context, &mut opentelemetry_http::HeaderInjector(headers));
-    });
+    TraceContextPropagator::new()
+        .inject_context(&context, &mut opentelemetry_http::HeaderInjector(headers));
 }
 
 /// What the RPC being served knows about itself: its span, and its correlation ID once known.
