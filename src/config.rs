@@ -813,7 +813,7 @@ mod tests {
         assert!(text.starts_with("PROVE_CLIENT_ID:"), "{text}");
         assert!(!text.contains("hunter2"));
         // A per-product secret alone names the per-product ID.
-        let err = parse(&[
+        let paired = parse(&[
             "--prove-base-url",
             "uat-us",
             "--verify-client-secret",
@@ -823,7 +823,10 @@ mod tests {
             "--client-secret",
             "s",
         ]);
-        assert!(err.is_ok(), "the shared ID pairs with the per-product secret");
+        assert!(
+            paired.is_ok(),
+            "the shared ID pairs with the per-product secret"
+        );
         let err = parse(&[
             "--prove-base-url",
             "uat-us",

@@ -279,13 +279,18 @@ mod tests {
         }
 
         fn refusing() -> Self {
-            Self::new(401, r#"{"code":8002,"message":"invalid client credentials"}"#)
+            Self::new(
+                401,
+                r#"{"code":8002,"message":"invalid client credentials"}"#,
+            )
         }
 
         fn accepting(expires_in: &str) -> Self {
             Self::new(
                 200,
-                &format!(r#"{{"access_token":"t0k3n","token_type":"Bearer","expires_in":{expires_in}}}"#),
+                &format!(
+                    r#"{{"access_token":"t0k3n","token_type":"Bearer","expires_in":{expires_in}}}"#
+                ),
             )
         }
 
@@ -411,7 +416,10 @@ mod tests {
         let hurried = tokens.token(Some(Instant::now() + Duration::from_millis(50)));
         let patient = tokens.token(Some(Instant::now() + Duration::from_secs(5)));
         let (hurried, patient) = tokio::join!(hurried, patient);
-        assert!(matches!(hurried, Err(ProveError::Timeout { .. })), "{hurried:?}");
+        assert!(
+            matches!(hurried, Err(ProveError::Timeout { .. })),
+            "{hurried:?}"
+        );
         assert_eq!(&*patient.unwrap(), "t0k3n");
         assert_eq!(prove.requests(), 2);
     }
@@ -463,6 +471,9 @@ mod tests {
         assert_eq!(warnings.len(), 2, "{logs}");
         assert!(warnings[0].contains("refused"), "{logs}");
         assert!(warnings[1].contains("accepted"), "{logs}");
-        assert!(!logs.contains("s3cr3t") && !logs.contains("client-id-7"), "{logs}");
+        assert!(
+            !logs.contains("s3cr3t") && !logs.contains("client-id-7"),
+            "{logs}"
+        );
     }
 }

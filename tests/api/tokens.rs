@@ -9,8 +9,7 @@ use prove_gateway::config::OutboundSettings;
 use prove_gateway::simulator::{ManualClock, SimulatorConfig};
 
 use crate::helpers::{
-    credentials, error_info, mobile_unify as unify, spawn_app, spawn_app_configured,
-    spawn_app_with,
+    credentials, error_info, mobile_unify as unify, spawn_app, spawn_app_configured, spawn_app_with,
 };
 
 #[tokio::test]
@@ -89,7 +88,11 @@ async fn wrong_credentials_cost_one_token_request_for_22_calls_then_one_per_back
     let mut client = app.unify.clone();
     let err = client.unify(unify()).await.unwrap_err();
     assert_eq!(error_info(&err).reason, "UPSTREAM_UNAUTHORIZED");
-    assert_eq!(app.sim.records().count("/token"), 1, "no request in the backoff");
+    assert_eq!(
+        app.sim.records().count("/token"),
+        1,
+        "no request in the backoff"
+    );
 
     // After it: one more request.
     tokio::time::sleep(Duration::from_millis(1100)).await;
