@@ -181,6 +181,9 @@ pub(crate) fn decode<Resp: DeserializeOwned>(
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;

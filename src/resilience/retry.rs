@@ -84,7 +84,7 @@ pub struct RetryPolicy {
 }
 
 /// Why an attempt may be retried, and the least wait Prove asked for.
-fn retryable(result: &Result<OutboundResponse, ProveError>) -> Option<Option<Duration>> {
+pub(crate) fn retryable(result: &Result<OutboundResponse, ProveError>) -> Option<Option<Duration>> {
     match result {
         Ok(response) if matches!(response.status, 429 | 500 | 502 | 503 | 504) => {
             Some(retry_after(&response.headers))
