@@ -80,7 +80,7 @@ impl tower::Service<OutboundRequest> for HttpSend {
             }
             let mut http_request = builder
                 .build()
-                .map_err(|e| ProveError::Request(without_url(&e)))?;
+                .map_err(|e| ProveError::Request(cause_of(&e, "cannot build the request")))?;
             crate::telemetry::inject_trace_context(http_request.headers_mut());
             let response = client
                 .execute(http_request)
@@ -158,16 +158,16 @@ fn record_answered_correlation_id(span: &tracing::Span, response: &OutboundRespo
 /// safe to retry; anything later leaves the outcome unknown.
 fn transport_error(error: reqwest::Error) -> ProveError {
     if error.is_connect() {
-        ProveError::Unavailable(without_url(&error))
+        ProveError::Unavailable(cause_of(&error, "connection failed"))
     } else if error.is_timeout() {
         ProveError::Timeout { sent: true }
     } else {
-        ProveError::ConnectionLost(without_url(&error))
+        ProveError::ConnectionLost(cause_of(&error, "connection failed"))
     }
 }
 
-/// reqwest's messages include the URL; keep only the cause chain.
-fn without_url(error: &reqwest::Error) -> String {
+/// reqwest's messages include the URL; keep only the cause chain, or `fallback` without one.
+fn cause_of(error: &reqwest::Error, fallback: &str) -> String {
     let mut text = String::new();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
@@ -178,7 +178,7 @@ fn without_url(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     if text.is_empty() {
-        text = "connection failed".into();
+        text = fallback.into();
     }
     text
 }

@@ -84,7 +84,9 @@ async fn wrong_credentials_cost_one_token_request_for_22_calls_then_one_per_back
     }
     assert_eq!(app.sim.records().count("/token"), 1, "one refusal shared");
 
-    // Within the first backoff (one second): the same answer at once, without a request.
+    // Within the first backoff (one second; this call comes milliseconds after the refusal, and
+    // the unit tests in prove/auth.rs check the backoff's edges on a paused clock): the same
+    // answer at once, without a request.
     let mut client = app.unify.clone();
     let err = client.unify(unify()).await.unwrap_err();
     assert_eq!(error_info(&err).reason, "UPSTREAM_UNAUTHORIZED");
