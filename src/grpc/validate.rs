@@ -2,19 +2,23 @@
 //! caller learns about all invalid fields at once; descriptions name the rule, never the value
 //! (which may be personal data).
 
-use std::sync::LazyLock;
-
-use regex_lite::Regex;
 use serde::Serialize;
+use uuid::Uuid;
 
 use super::pb::{self, PossessionType};
 use super::status::Violation;
 use crate::prove::MAX_BODY_BYTES;
 
-/// Prove's correlation IDs: lower-case UUIDs.
-static CORRELATION_ID: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$").ok()
-});
+/// Prove's correlation IDs: UUIDs in the lower-case hyphenated form, the only one Prove issues
+/// and accepts (`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`). `uuid` also
+/// parses upper-case, braced, URN and unhyphenated spellings, so the value must equal its own
+/// lower-case hyphenated form. No pattern is compiled at run time, so none can fail to compile.
+fn is_correlation_id(value: &str) -> bool {
+    Uuid::try_parse(value).is_ok_and(|id| {
+        let mut buffer = Uuid::encode_buffer();
+        id.hyphenated().encode_lower(&mut buffer) == value
+    })
+}
 
 /// Characters Prove allows in `finalTargetUrl`: letters, digits and `-._+=/:?`.
 fn url_char(c: char) -> bool {
@@ -88,10 +92,7 @@ impl Check {
         if !self.required("correlation_id", value) {
             return;
         }
-        let valid = CORRELATION_ID
-            .as_ref()
-            .is_some_and(|pattern| pattern.is_match(value));
-        if !valid {
+        if !is_correlation_id(value) {
             self.fail(
                 "correlation_id",
                 "must be a lower-case UUID (8-4-4-4-12 hexadecimal digits)",
@@ -320,18 +321,37 @@ mod tests {
     }
 
     #[test]
-    fn correlation_ids_must_be_lower_case_uuids() {
-        let ok = pb::UnifyStatusRequest {
-            correlation_id: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
-            ..Default::default()
-        };
-        assert!(unify_status(&ok).is_ok());
-        for bad in ["", "0F8FAD5B-D9CB-469F-A165-70867728950E", "not-a-uuid"] {
-            let request = pb::UnifyStatusRequest {
-                correlation_id: bad.into(),
+    fn correlation_ids_must_be_lower_case_hyphenated_uuids() {
+        let cases = [
+            ("0f8fad5b-d9cb-469f-a165-70867728950e", true),
+            ("00000000-0000-0000-0000-000000000000", true),
+            ("ffffffff-ffff-ffff-ffff-ffffffffffff", true),
+            ("", false),
+            (" ", false),
+            ("not-a-uuid", false),
+            ("0F8FAD5B-D9CB-469F-A165-70867728950E", false),
+            ("0f8fad5b-d9cb-469f-a165-70867728950E", false),
+            ("0f8fad5bd9cb469fa16570867728950e", false),
+            ("{0f8fad5b-d9cb-469f-a165-70867728950e}", false),
+            ("urn:uuid:0f8fad5b-d9cb-469f-a165-70867728950e", false),
+            ("0f8fad5b-d9cb-469f-a165-70867728950e\n", false),
+            (" 0f8fad5b-d9cb-469f-a165-70867728950e", false),
+            ("0f8fad5b-d9cb-469f-a165-70867728950", false),
+            ("0f8fad5b-d9cb-469f-a165-70867728950g", false),
+            ("0f8fad5b-d9cb-469f-a165-70867728950e0", false),
+        ];
+        for (id, valid) in cases {
+            let unify_req = pb::UnifyStatusRequest {
+                correlation_id: id.into(),
                 ..Default::default()
             };
-            assert_eq!(fields(unify_status(&request)), ["correlation_id"], "{bad}");
+            let verify_req = pb::VerifyStatusRequest {
+                correlation_id: id.into(),
+                ..Default::default()
+            };
+            let expected: &[&str] = if valid { &[] } else { &["correlation_id"] };
+            assert_eq!(fields(unify_status(&unify_req)), expected, "{id:?}");
+            assert_eq!(fields(verify_status(&verify_req)), expected, "{id:?}");
         }
     }
 
