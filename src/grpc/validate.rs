@@ -25,10 +25,35 @@ fn url_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || "-._+=/:?".contains(c)
 }
 
+/// A phone number: an optional `+`, then 7 to 15 ASCII digits. E.164 allows at most 15 digits;
+/// the shortest numbers in use (a 3-digit country code and a 4-digit subscriber number, as in
+/// Niue) have 7. Written without `+`, 10 digits is the North American form without `+1`
+/// (`2001004014`) and other lengths are international numbers whose `+` was left off, as Prove's
+/// docs write `447968900002`; which country a number belongs to is for Prove to decide.
+fn is_phone_number(value: &str) -> bool {
+    let digits = value.strip_prefix('+').unwrap_or(value);
+    (7..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// What no e-mail address contains: whitespace, control characters (NUL, CR, LF among them), or
+/// anything but exactly one `@` between a non-empty local part and a non-empty domain.
+/// Everything else is left to Prove. Its documented charset (letters, digits and `@.+`) is
+/// narrower than real addresses (`first-last@my-company.com`), and refusing a real user's
+/// address here would be worse than Prove answering 8001 for it.
+fn is_email_address(value: &str) -> bool {
+    let Some((local, domain)) = value.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.is_empty()
+        && !domain.contains('@')
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 /// Longest client-chosen ID the gateway forwards.
 const MAX_ID_CHARS: usize = 128;
-/// Longest phone number the gateway forwards (E.164 has at most 15 digits; room for local forms).
-const MAX_PHONE_CHARS: usize = 32;
+/// Longest e-mail address (RFC 5321's path limit, less the angle brackets).
+const MAX_EMAIL_CHARS: usize = 254;
 
 /// Collects the violations of one request.
 #[derive(Default)]
@@ -79,12 +104,8 @@ impl Check {
     }
 
     fn phone_number(&mut self, field: &'static str, value: &str) {
-        if !self.max_chars(field, value, MAX_PHONE_CHARS) {
-            return;
-        }
-        let digits = value.strip_prefix('+').unwrap_or(value);
-        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
-            self.fail(field, "digits with an optional leading +");
+        if !is_phone_number(value) {
+            self.fail(field, "7 to 15 digits with an optional leading +");
         }
     }
 
@@ -118,9 +139,14 @@ impl Check {
     }
 
     fn email_address(&mut self, value: &str) {
-        if !value.is_empty() && self.max_chars("email_address", value, 254) && !value.contains('@')
+        if !value.is_empty()
+            && self.max_chars("email_address", value, MAX_EMAIL_CHARS)
+            && !is_email_address(value)
         {
-            self.fail("email_address", "must be an e-mail address");
+            self.fail(
+                "email_address",
+                "one @ between a non-empty local part and domain, without whitespace or control characters",
+            );
         }
     }
 
@@ -168,7 +194,8 @@ impl Check {
 pub fn unify(request: &pb::UnifyRequest, body: &impl Serialize) -> Result<(), Vec<Violation>> {
     let mut check = Check::default();
     let possession = check.possession_type(request.possession_type);
-    if request.prove_id.is_empty() {
+    // A blank `prove_id` is refused below; it does not stand in for the phone number either.
+    if request.prove_id.trim().is_empty() {
         if check.required("phone_number", &request.phone_number) {
             check.phone_number("phone_number", &request.phone_number);
         }
@@ -186,6 +213,9 @@ pub fn unify(request: &pb::UnifyRequest, body: &impl Serialize) -> Result<(), Ve
         ("device_id", &request.device_id),
         ("prove_id", &request.prove_id),
     ]);
+    if !request.prove_id.is_empty() && request.prove_id.trim().is_empty() {
+        check.fail("prove_id", "must not be blank");
+    }
     check.body_size(body);
     check.finish()
 }
@@ -259,6 +289,16 @@ mod tests {
         pb::UnifyRequest {
             possession_type: PossessionType::Mobile as i32,
             phone_number: "2001004014".into(),
+            ..Default::default()
+        }
+    }
+
+    fn verify_request() -> pb::VerifyRequest {
+        pb::VerifyRequest {
+            possession_type: PossessionType::Mobile as i32,
+            phone_number: "2001004011".into(),
+            first_name: "Sheilakathryn".into(),
+            last_name: "Butrimovich".into(),
             ..Default::default()
         }
     }
@@ -355,16 +395,146 @@ mod tests {
         }
     }
 
+    /// Checks `phone` in every request that carries a phone number.
+    fn phone_fields(phone: &str) -> [Vec<&'static str>; 3] {
+        let unify_req = pb::UnifyRequest {
+            phone_number: phone.into(),
+            ..unify_request()
+        };
+        let bind = pb::UnifyBindRequest {
+            correlation_id: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
+            phone_number: phone.into(),
+            ..Default::default()
+        };
+        let verify_req = pb::VerifyRequest {
+            phone_number: phone.into(),
+            ..verify_request()
+        };
+        [
+            fields(unify(&unify_req, &"{}")),
+            fields(unify_bind(&bind)),
+            fields(verify(&verify_req, &"{}")),
+        ]
+    }
+
     #[test]
-    fn phone_numbers_are_digits_with_an_optional_plus() {
-        let mut request = unify_request();
-        for good in ["2001004014", "+2001004025"] {
-            request.phone_number = good.into();
-            assert!(unify(&request, &"{}").is_ok());
+    fn phone_numbers_have_7_to_15_digits_with_an_optional_plus() {
+        let cases = [
+            // North American without +1, as Prove's sandbox users are written.
+            ("2001004014", true),
+            ("12001004014", true),
+            ("+12001004014", true),
+            ("+2001004025", true),
+            // International without +, as Prove's docs write a sandbox user.
+            ("447968900002", true),
+            ("1234567", true),
+            ("+1234567", true),
+            ("123456789012345", true),
+            ("+123456789012345", true),
+            ("123456", false),
+            ("+123456", false),
+            ("1234567890123456", false),
+            ("+1234567890123456", false),
+            ("12345678901234567890123456789012", false),
+            ("+", false),
+            ("++2001004014", false),
+            ("2001004014+", false),
+            ("200-100-4014", false),
+            ("+1 (200) 100-4011", false),
+            ("abcdefghij", false),
+            (
+                "\u{662}\u{660}\u{660}\u{661}\u{660}\u{660}\u{664}\u{660}\u{661}\u{664}",
+                false,
+            ),
+            (
+                "\u{ff12}\u{ff10}\u{ff10}\u{ff11}\u{ff10}\u{ff10}\u{ff14}\u{ff10}\u{ff11}\u{ff14}",
+                false,
+            ),
+            ("2001004014\0", false),
+            ("2001004014\r\n", false),
+            (" 2001004014", false),
+            (" ", false),
+        ];
+        for (phone, valid) in cases {
+            let expected: &[&str] = if valid { &[] } else { &["phone_number"] };
+            for found in phone_fields(phone) {
+                assert_eq!(found, expected, "{phone:?}");
+            }
         }
-        for bad in ["200-100-4014", "+", "abc"] {
-            request.phone_number = bad.into();
-            assert_eq!(fields(unify(&request, &"{}")), ["phone_number"]);
+        let huge = "1".repeat(1 << 20);
+        for found in phone_fields(&huge) {
+            assert_eq!(found, ["phone_number"]);
+        }
+    }
+
+    #[test]
+    fn e_mail_addresses_have_one_at_between_non_empty_parts_and_no_space_or_control() {
+        let cases = [
+            ("", true),
+            ("a@b", true),
+            // Outside Prove's documented charset (letters, digits, @.+) but real: Prove decides.
+            ("first-last@my-company.com", true),
+            ("first_last@example.com", true),
+            ("o'brien+news@example.co.uk", true),
+            ("zo\u{eb}@ex\u{e4}mple.de", true),
+            ("a b@example.com", false),
+            ("ab@example.com\r\nBcc: c@example.com", false),
+            ("a\0@example.com", false),
+            ("ab@example.com\n", false),
+            ("a\tb@example.com", false),
+            ("a\u{a0}b@example.com", false),
+            ("a\u{3000}b@example.com", false),
+            ("a\u{7f}b@example.com", false),
+            ("a\u{85}b@example.com", false),
+            ("a@b@example.com", false),
+            ("@example.com", false),
+            ("ab@", false),
+            ("@", false),
+            ("ab.example.com", false),
+            (" ", false),
+        ];
+        let at_limit = format!("{}@{}", "a".repeat(64), "b".repeat(189));
+        let over_limit = format!("{at_limit}b");
+        let huge = format!("a@{}", "b".repeat(1 << 20));
+        let sized = [
+            (at_limit.as_str(), true),
+            (over_limit.as_str(), false),
+            (huge.as_str(), false),
+        ];
+        for (email, valid) in cases.into_iter().chain(sized) {
+            let expected: &[&str] = if valid { &[] } else { &["email_address"] };
+            let unify_req = pb::UnifyRequest {
+                email_address: email.into(),
+                ..unify_request()
+            };
+            let verify_req = pb::VerifyRequest {
+                email_address: email.into(),
+                ..verify_request()
+            };
+            let shown = email.chars().take(40).collect::<String>();
+            assert_eq!(fields(unify(&unify_req, &"{}")), expected, "{shown:?}");
+            assert_eq!(fields(verify(&verify_req, &"{}")), expected, "{shown:?}");
+        }
+    }
+
+    #[test]
+    fn a_blank_prove_id_is_refused_and_does_not_replace_the_phone_number() {
+        let mut request = pb::UnifyRequest {
+            possession_type: PossessionType::Mobile as i32,
+            prove_id: "prove-id-from-an-earlier-session".into(),
+            ..Default::default()
+        };
+        assert!(unify(&request, &"{}").is_ok());
+        for blank in [" ", "\t", "\u{3000}", " \n "] {
+            request.prove_id = blank.into();
+            request.phone_number = String::new();
+            assert_eq!(
+                fields(unify(&request, &"{}")),
+                ["phone_number", "prove_id"],
+                "{blank:?}"
+            );
+            request.phone_number = "2001004014".into();
+            assert_eq!(fields(unify(&request, &"{}")), ["prove_id"], "{blank:?}");
         }
     }
 
