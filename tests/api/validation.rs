@@ -87,18 +87,19 @@ async fn invalid_requests_never_reach_prove() {
         .unwrap_err();
     assert_eq!(fields(&err), ["correlation_id"]);
 
-    // Every field within its own limit, but control characters take six bytes each in JSON
-    // (\u0001), so the body Prove would receive passes 4 KB.
-    let control = "\u{1}";
+    // Every field within its own limit, but each character takes four bytes in UTF-8, so the
+    // body Prove would receive passes 4 KB.
+    let wide = "\u{1d11e}";
     let oversized = UnifyRequest {
         possession_type: PossessionType::Mobile as i32,
         phone_number: "2001004014".into(),
-        client_customer_id: control.repeat(128),
-        client_request_id: control.repeat(128),
-        client_human_id: control.repeat(128),
-        device_id: control.repeat(128),
-        prove_id: control.repeat(128),
-        sms_message: control.repeat(160),
+        client_customer_id: wide.repeat(128),
+        client_request_id: wide.repeat(128),
+        client_human_id: wide.repeat(128),
+        device_id: wide.repeat(128),
+        prove_id: wide.repeat(128),
+        sms_message: wide.repeat(160),
+        email_address: format!("{}@example.com", wide.repeat(240)),
         ..Default::default()
     };
     let json_len = serde_json::to_vec(&prove_gateway::grpc::convert::unify_request(&oversized))
@@ -246,4 +247,47 @@ async fn sandbox_numbers_in_every_documented_form_still_reach_prove() {
     }
     assert_eq!(app.sim.records().count("/v3/unify"), 4);
     assert_eq!(app.sim.records().count("/v3/verify"), 2);
+}
+
+#[tokio::test]
+async fn blank_ids_and_control_characters_never_reach_prove() {
+    let mut app = spawn_app().await;
+    let value = "ab\r\nX-Injected: 1";
+    let request = UnifyRequest {
+        client_request_id: value.into(),
+        ..mobile_unify()
+    };
+    let result = app.unify.unify(request).await;
+    assert_refused(&app, result, &["client_request_id"], value);
+
+    let value = "Your code is ######\u{1b}[8m";
+    let request = UnifyRequest {
+        sms_message: value.into(),
+        ..mobile_unify()
+    };
+    let result = app.unify.unify(request).await;
+    assert_refused(&app, result, &["sms_message"], value);
+
+    let value = "Sheila\0";
+    let request = VerifyRequest {
+        first_name: value.into(),
+        ..verify_request("2001004011")
+    };
+    let result = app.verify.verify(request).await;
+    assert_refused(&app, result, &["first_name"], value);
+
+    for value in [" ", "\t"] {
+        let request = UnifyStatusRequest {
+            correlation_id: CORRELATION_ID.into(),
+            client_request_id: value.into(),
+        };
+        let result = app.unify.unify_status(request).await;
+        assert_refused(&app, result, &["client_request_id"], value);
+        let request = VerifyStatusRequest {
+            correlation_id: CORRELATION_ID.into(),
+            client_request_id: value.into(),
+        };
+        let result = app.verify.verify_status(request).await;
+        assert_refused(&app, result, &["client_request_id"], value);
+    }
 }
