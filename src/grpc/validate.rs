@@ -315,6 +315,11 @@ pub fn verify_status(request: &pb::VerifyStatusRequest) -> Result<(), Vec<Violat
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
+mod strategies;
+
+#[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
