@@ -29,6 +29,7 @@ use crate::config::{LogFormat, Settings};
 use crate::prove::ProveError;
 use crate::resilience::Endpoint;
 
+pub(crate) mod log_throttle;
 pub mod metrics;
 mod rpc_layer;
 

@@ -1,0 +1,54 @@
+//! Failures the gRPC layer itself produces, before any handler runs (undecodable bytes, an
+//! oversize message, the caller's deadline), carry exactly one ErrorInfo like every other error.
+
+use std::time::Duration;
+
+use prove_gateway::simulator::{Faults, SimulatorConfig};
+use tonic::Code;
+
+use crate::helpers::{mobile_unify, spawn_app, spawn_app_configured};
+use crate::raw::{UNIFY, assert_gateway_error, call, connect, frame, request, status_of};
+
+/// A simulator that answers after a second.
+fn slow_simulator() -> SimulatorConfig {
+    SimulatorConfig {
+        faults: Faults {
+            latency: Duration::from_secs(1),
+            ..Faults::none()
+        },
+        ..SimulatorConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_deadline_that_passes_before_the_message_arrives_is_caller_deadline_exceeded() {
+    // Headers with a 200 ms deadline, then half a message and nothing more: no handler runs,
+    // so only the server's own deadline can answer. A raw client, because tonic's client would
+    // give up at the deadline itself and report CANCELLED.
+    let app = spawn_app().await;
+    let (client, _driver) = connect(app.addr).await;
+    let mut client = client.ready().await.unwrap();
+    let (answer, mut send) = client
+        .send_request(request(app.addr, UNIFY, &[("grpc-timeout", "200m")]), false)
+        .unwrap();
+    send.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 100, 1, 2]), false)
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(5), status_of(answer))
+        .await
+        .expect("answered soon after the deadline");
+    assert_gateway_error(&status, Code::DeadlineExceeded, "CALLER_DEADLINE_EXCEEDED");
+}
+
+#[tokio::test]
+async fn a_deadline_that_passes_while_prove_is_slow_is_deadline_exceeded_with_one_error_info() {
+    // The caller's deadline passes while the gateway waits for Prove: the handler, which knows
+    // the deadline, answers UPSTREAM_TIMEOUT (the request was sent, its outcome is unknown).
+    // Before, tonic's own timer raced it and sometimes answered CANCELLED without details. (A
+    // deadline too short for the rate limiter's wait is refused up front instead.)
+    let app = spawn_app_configured(slow_simulator(), |_| {}).await;
+    let body = frame(&prost::Message::encode_to_vec(&mobile_unify()));
+    for timeout in ["200m", "150m", "100m", "250000u", "120m", "180m"] {
+        let status = call(app.addr, UNIFY, &[("grpc-timeout", timeout)], body.clone()).await;
+        assert_gateway_error(&status, Code::DeadlineExceeded, "UPSTREAM_TIMEOUT");
+    }
+}
