@@ -3,7 +3,9 @@
 //! - counts the connection's open calls, so the connection can tell when it is idle;
 //! - cuts request messages still incomplete once the server drains, so a stalled client cannot
 //!   hold shutdown;
-//! - enforces the caller's deadline (`grpc-timeout`), which tonic's own server loop did.
+//! - enforces the caller's deadline (`grpc-timeout`), which tonic's own server loop did;
+//! - gives the statuses tonic answers by itself, below the handlers (undecodable or oversize
+//!   messages), the ErrorInfo the contract promises on every failure: they come with none.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -154,9 +156,11 @@ where
                     Err(_) => Ok(status::caller_deadline_exceeded().into_http()),
                 },
             };
-            let Ok(response) = response;
+            let Ok(mut response) = response;
+            // A failure before any message went out travels "trailers-only": in the headers.
+            add_error_info(response.headers_mut());
             Ok(response.map(|body| {
-                Body::new(Counted {
+                Body::new(Answer {
                     inner: body,
                     _guard: guard,
                 })
@@ -165,16 +169,47 @@ where
     }
 }
 
+/// The status tonic answered by itself, rewritten with an ErrorInfo (tonic's message kept);
+/// `None` for a success or a status that carries details already: every status of the gateway
+/// does. Its codes follow gRPC's conventions: INTERNAL for a message that cannot be decoded,
+/// RESOURCE_EXHAUSTED (tonic says OUT_OF_RANGE) for one over the size limit.
+fn with_error_info(headers: &http::HeaderMap) -> Option<tonic::Status> {
+    let status = tonic::Status::from_header_map(headers)?;
+    if !status.details().is_empty() {
+        return None;
+    }
+    match status.code() {
+        tonic::Code::Internal => Some(status::malformed_message(status.message())),
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted => {
+            Some(status::message_too_large(status.message()))
+        }
+        _ => None,
+    }
+}
+
+/// Rewrites the status in `headers` (an answer's headers or its trailers) when tonic sent it
+/// without details.
+fn add_error_info(headers: &mut http::HeaderMap) {
+    if let Some(status) = with_error_info(headers) {
+        headers.remove("grpc-message");
+        if status.add_header(headers).is_err() {
+            // Only a message with bytes no header may hold; ours are ASCII.
+            headers.remove("grpc-status-details-bin");
+        }
+    }
+}
+
 pin_project_lite::pin_project! {
-    /// An answer's body that keeps its call counted as open until it is finished or dropped.
-    struct Counted<B> {
+    /// An answer's body: keeps its call counted as open until it is finished or dropped, and
+    /// gives a status in its trailers the ErrorInfo tonic left out.
+    struct Answer<B> {
         #[pin]
         inner: B,
         _guard: CallGuard,
     }
 }
 
-impl<B: http_body::Body> http_body::Body for Counted<B> {
+impl<B: http_body::Body> http_body::Body for Answer<B> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -182,7 +217,14 @@ impl<B: http_body::Body> http_body::Body for Counted<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        self.project().inner.poll_frame(cx)
+        let polled = self.project().inner.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(mut frame))) = polled {
+            if let Some(trailers) = frame.trailers_mut() {
+                add_error_info(trailers);
+            }
+            return Poll::Ready(Some(Ok(frame)));
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -251,5 +293,85 @@ where
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use tonic::{Code, Status};
+    use tonic_types::StatusExt;
+    use tower::{Layer, ServiceExt};
+
+    /// An answer that streams one message and then `trailers`.
+    fn streamed(trailers: http::HeaderMap) -> http::Response<Body> {
+        let frames: Vec<Result<Frame<Bytes>, Status>> = vec![
+            Ok(Frame::data(Bytes::from_static(&[0, 0, 0, 0, 0]))),
+            Ok(Frame::trailers(trailers)),
+        ];
+        http::Response::new(Body::new(http_body_util::StreamBody::new(
+            futures::stream::iter(frames),
+        )))
+    }
+
+    /// What the edge makes of `answer`: the status of its headers or of its trailers.
+    async fn through_edge(answer: http::Response<Body>) -> Status {
+        let answer = parking_lot::Mutex::new(Some(answer));
+        let inner = tower::service_fn(move |_: http::Request<Body>| {
+            let answer = answer.lock().take().unwrap();
+            async move { Ok::<_, Infallible>(answer) }
+        });
+        let edge = EdgeLayer::new(ConnectionState::new(CancellationToken::new())).layer(inner);
+        let response = edge
+            .oneshot(http::Request::new(Body::empty()))
+            .await
+            .unwrap();
+        if let Some(status) = Status::from_header_map(response.headers()) {
+            return status;
+        }
+        let collected = response.into_body().collect().await.unwrap();
+        Status::from_header_map(collected.trailers().unwrap()).unwrap()
+    }
+
+    fn trailers_of(status: &Status) -> http::HeaderMap {
+        let mut trailers = http::HeaderMap::new();
+        status.add_header(&mut trailers).unwrap();
+        trailers
+    }
+
+    #[tokio::test]
+    async fn a_status_without_details_in_the_trailers_gets_its_error_info() {
+        let cases = [
+            (
+                Status::internal("Unexpected EOF decoding stream."),
+                Code::Internal,
+                "MALFORMED_MESSAGE",
+            ),
+            (
+                Status::out_of_range("Error, decoded message length too large"),
+                Code::ResourceExhausted,
+                "MESSAGE_TOO_LARGE",
+            ),
+        ];
+        for (sent, code, reason) in cases {
+            let status = through_edge(streamed(trailers_of(&sent))).await;
+            assert_eq!(status.code(), code, "{status:?}");
+            assert_eq!(status.get_details_error_info().unwrap().reason, reason);
+            assert_eq!(status.message(), sent.message(), "tonic's words are kept");
+        }
+    }
+
+    #[tokio::test]
+    async fn statuses_with_details_and_successes_are_left_alone() {
+        let ours = status::caller_deadline_exceeded();
+        let status = through_edge(ours.clone().into_http()).await;
+        assert_eq!(status.details(), ours.details());
+        let status = through_edge(streamed(trailers_of(&ours))).await;
+        assert_eq!(status.details(), ours.details());
+        let status = through_edge(streamed(trailers_of(&Status::ok("")))).await;
+        assert_eq!(status.code(), Code::Ok);
+        assert!(status.details().is_empty());
     }
 }

@@ -3,11 +3,58 @@
 
 use std::time::Duration;
 
+use prove_gateway::grpc::pb::UnifyRequest;
 use prove_gateway::simulator::{Faults, SimulatorConfig};
 use tonic::Code;
 
 use crate::helpers::{mobile_unify, spawn_app, spawn_app_configured};
 use crate::raw::{UNIFY, assert_gateway_error, call, connect, frame, request, status_of};
+
+#[tokio::test]
+async fn undecodable_bytes_are_internal_with_malformed_message() {
+    let app = spawn_app().await;
+    let bodies = [
+        // A well-framed message whose bytes are not a UnifyRequest (an invalid wire type).
+        frame(&[0xff; 16]),
+        // A string field holding bytes that are not UTF-8.
+        frame(&[0x12, 0x02, 0xc3, 0x28]),
+        // Not even a gRPC frame: an unknown compression flag.
+        bytes::Bytes::from_static(b"hello, this is not protobuf"),
+        // A frame cut short: the length says 100, ten bytes follow, the stream ends.
+        bytes::Bytes::from_static(&[0, 0, 0, 0, 100, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+    ];
+    for body in bodies {
+        let status = call(app.addr, UNIFY, &[], body.clone()).await;
+        assert_gateway_error(&status, Code::Internal, "MALFORMED_MESSAGE");
+        assert!(
+            !status.message().is_empty(),
+            "{body:?}: the message says what was wrong"
+        );
+    }
+    assert_eq!(
+        app.sim.records().count("/v3/unify"),
+        0,
+        "nothing reached Prove"
+    );
+}
+
+#[tokio::test]
+async fn an_oversize_message_is_resource_exhausted_with_message_too_large() {
+    let app = spawn_app().await;
+    // A real client, sending 5 MiB: above the 4 MiB every service accepts.
+    let request = UnifyRequest {
+        phone_number: "1".repeat(5 * 1024 * 1024),
+        ..mobile_unify()
+    };
+    let status = app.unify.clone().unify(request).await.unwrap_err();
+    assert_gateway_error(&status, Code::ResourceExhausted, "MESSAGE_TOO_LARGE");
+
+    // Only the announced length counts: the server answers without reading the rest.
+    let mut announced = vec![0u8, 0x7f, 0xff, 0xff, 0xff];
+    announced.extend_from_slice(&[0; 64]);
+    let status = call(app.addr, UNIFY, &[], announced.into()).await;
+    assert_gateway_error(&status, Code::ResourceExhausted, "MESSAGE_TOO_LARGE");
+}
 
 /// A simulator that answers after a second.
 fn slow_simulator() -> SimulatorConfig {
