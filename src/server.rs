@@ -190,10 +190,11 @@ async fn serve(
     let http2 = connection::http2_builder(limits);
     // One slot per open connection; the connection's task holds it until the connection closes.
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
+    let trace = crate::telemetry::GrpcTraceLayer::default();
     listener::accept_until(&listener, &slots, draining, |stream, slot| {
         let state = edge::ConnectionState::new(cut.clone());
         let service = tower::ServiceBuilder::new()
-            .layer(crate::telemetry::GrpcTraceLayer)
+            .layer(trace.clone())
             .layer(edge::EdgeLayer::new(state.clone()))
             .service(routes.clone());
         let (http2, limits, draining) = (http2.clone(), limits.clone(), draining.clone());
