@@ -143,7 +143,7 @@ where
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(crate::grpc::parse_grpc_timeout)
-            .and_then(|timeout| Instant::now().checked_add(timeout + DEADLINE_GRACE));
+            .and_then(|timeout| Instant::now().checked_add(timeout.saturating_add(DEADLINE_GRACE)));
         let cut = self.connection.cut.clone();
         let request = request.map(|body| Body::new(CutOnDrain::new(body, cut)));
         let answer = self.inner.call(request);

@@ -99,3 +99,26 @@ async fn a_deadline_that_passes_while_prove_is_slow_is_deadline_exceeded_with_on
         assert_gateway_error(&status, Code::DeadlineExceeded, "UPSTREAM_TIMEOUT");
     }
 }
+
+#[tokio::test]
+async fn absurd_or_garbage_deadlines_neither_break_the_call_nor_the_server() {
+    let app = spawn_app().await;
+    let body = frame(&prost::Message::encode_to_vec(&mobile_unify()));
+    // The largest deadline gRPC can express, and values that are not deadlines at all.
+    for timeout in [
+        "99999999H",
+        "99999999n",
+        "nonsense",
+        "-5m",
+        "5",
+        "123456789S",
+        "5 m",
+    ] {
+        let status = call(app.addr, UNIFY, &[("grpc-timeout", timeout)], body.clone()).await;
+        assert_eq!(
+            status.code(),
+            Code::Ok,
+            "grpc-timeout {timeout}: {status:?}"
+        );
+    }
+}
