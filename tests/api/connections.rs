@@ -159,3 +159,26 @@ async fn a_peer_that_stops_answering_pings_is_disconnected() {
         "a client that answers pings stays"
     );
 }
+
+#[tokio::test]
+async fn the_stream_cap_is_announced_and_twenty_concurrent_calls_queue_for_it() {
+    let app = app_with(|s| s.connections.max_concurrent_streams = 4).await;
+    // The server's SETTINGS arrive before its first answer.
+    let body = crate::raw::frame(&prost::Message::encode_to_vec(&mobile_unify()));
+    let (client, _driver) = crate::raw::connect(app.addr).await;
+    let mut client = client.ready().await.unwrap();
+    let (answer, mut send) = client
+        .send_request(crate::raw::request(app.addr, crate::raw::UNIFY, &[]), false)
+        .unwrap();
+    send.send_data(body, true).unwrap();
+    assert_eq!(crate::raw::status_of(answer).await.code(), tonic::Code::Ok);
+    assert_eq!(client.current_max_send_streams(), 4);
+
+    // Twenty callers on one connection: the client holds back all but four, none fails.
+    let calls = (0..20).map(|_| {
+        let mut unify = app.unify.clone();
+        async move { unify.unify(mobile_unify()).await }
+    });
+    let results = futures::future::join_all(calls).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+}
