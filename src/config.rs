@@ -81,6 +81,31 @@ pub struct GatewayArgs {
     /// so load balancers and Kubernetes endpoints stop sending before new calls are refused.
     #[arg(long, env = "PROVE_GATEWAY_SHUTDOWN_DELAY", default_value = "0s", value_parser = parse_duration)]
     pub shutdown_delay: Duration,
+    /// Most client connections open at once; a connection beyond it is closed as soon as it is
+    /// accepted. Keep it below the open-file limit (the gateway raises its soft limit to the hard
+    /// one at start).
+    #[arg(long, env = "PROVE_GATEWAY_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: u32,
+    /// Most calls (HTTP/2 streams) open at once on one connection; the client waits for a free one.
+    #[arg(
+        long,
+        env = "PROVE_GATEWAY_MAX_CONCURRENT_STREAMS",
+        default_value_t = 100
+    )]
+    pub max_concurrent_streams: u32,
+    /// A connection that sent nothing for this long gets an HTTP/2 PING (and TCP keepalive
+    /// probes start after the same idle time), so dead peers are found.
+    #[arg(long, env = "PROVE_GATEWAY_KEEPALIVE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub keepalive_interval: Duration,
+    /// How long a PING may go unanswered before the connection is closed.
+    #[arg(long, env = "PROVE_GATEWAY_KEEPALIVE_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub keepalive_timeout: Duration,
+    /// How long a new connection may take to send the HTTP/2 preface before it is closed.
+    #[arg(long, env = "PROVE_GATEWAY_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+    /// A connection with no call open for this long is closed (gracefully, with GOAWAY).
+    #[arg(long, env = "PROVE_GATEWAY_IDLE_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
     /// Log line format.
     #[arg(
         long,
@@ -298,6 +323,36 @@ impl Default for OutboundSettings {
     }
 }
 
+/// Limits of the gRPC listener: connections, streams and their timeouts.
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    /// See [`GatewayArgs::max_connections`].
+    pub max_connections: u32,
+    /// See [`GatewayArgs::max_concurrent_streams`].
+    pub max_concurrent_streams: u32,
+    /// See [`GatewayArgs::keepalive_interval`].
+    pub keepalive_interval: Duration,
+    /// See [`GatewayArgs::keepalive_timeout`].
+    pub keepalive_timeout: Duration,
+    /// See [`GatewayArgs::handshake_timeout`].
+    pub handshake_timeout: Duration,
+    /// See [`GatewayArgs::idle_timeout`].
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            max_concurrent_streams: 100,
+            keepalive_interval: Duration::from_secs(60),
+            keepalive_timeout: Duration::from_secs(20),
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
 /// Trace export settings (the standard OpenTelemetry variables).
 #[derive(Debug, Clone)]
 pub struct OtelSettings {
@@ -322,6 +377,8 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// Delay between NOT_SERVING and refusing new calls.
     pub shutdown_delay: Duration,
+    /// Limits of the gRPC listener.
+    pub connections: ConnectionSettings,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -343,6 +400,7 @@ impl Settings {
             metrics_listen: None,
             drain_timeout: Duration::from_secs(5),
             shutdown_delay: Duration::ZERO,
+            connections: ConnectionSettings::default(),
             log_format: LogFormat::Text,
             log: "warn".into(),
             upstream: Upstream::Simulator {
@@ -361,6 +419,7 @@ impl Settings {
     /// Checks the raw arguments and resolves the upstream, its credentials and secret files.
     pub fn from_args(args: GatewayArgs) -> Result<Self, ConfigError> {
         let upstream = resolve_upstream(&args)?;
+        let connections = connection_settings(&args)?;
         if args.rate_limit_rps == 0 {
             return Err(invalid("PROVE_RATE_LIMIT_RPS", "must be at least 1"));
         }
@@ -423,6 +482,7 @@ impl Settings {
             metrics_listen: Some(args.metrics_listen),
             drain_timeout: args.drain_timeout,
             shutdown_delay: args.shutdown_delay,
+            connections,
             log_format: args.log_format,
             log: args.log,
             upstream,
@@ -446,6 +506,40 @@ impl Settings {
             },
         })
     }
+}
+
+/// The listener's limits; zero would refuse every connection or close each at once.
+fn connection_settings(args: &GatewayArgs) -> Result<ConnectionSettings, ConfigError> {
+    if args.max_connections == 0 {
+        return Err(invalid(
+            "PROVE_GATEWAY_MAX_CONNECTIONS",
+            "must be at least 1",
+        ));
+    }
+    if args.max_concurrent_streams == 0 {
+        return Err(invalid(
+            "PROVE_GATEWAY_MAX_CONCURRENT_STREAMS",
+            "must be at least 1",
+        ));
+    }
+    for (name, value) in [
+        ("PROVE_GATEWAY_KEEPALIVE_INTERVAL", args.keepalive_interval),
+        ("PROVE_GATEWAY_KEEPALIVE_TIMEOUT", args.keepalive_timeout),
+        ("PROVE_GATEWAY_HANDSHAKE_TIMEOUT", args.handshake_timeout),
+        ("PROVE_GATEWAY_IDLE_TIMEOUT", args.idle_timeout),
+    ] {
+        if value.is_zero() {
+            return Err(invalid(name, "must be longer than 0s"));
+        }
+    }
+    Ok(ConnectionSettings {
+        max_connections: args.max_connections,
+        max_concurrent_streams: args.max_concurrent_streams,
+        keepalive_interval: args.keepalive_interval,
+        keepalive_timeout: args.keepalive_timeout,
+        handshake_timeout: args.handshake_timeout,
+        idle_timeout: args.idle_timeout,
+    })
 }
 
 /// Prove's hosts by environment name (prove-api.md section 1).
@@ -944,6 +1038,41 @@ mod tests {
             message(parse(&["--otel-traces-sampler", "sometimes"]).unwrap_err())
                 .starts_with("OTEL_TRACES_SAMPLER:")
         );
+    }
+
+    #[test]
+    fn connection_limits_default_sanely_and_refuse_zero() {
+        let limits = parse(&[]).unwrap().connections;
+        assert_eq!(limits.max_connections, 1024);
+        assert_eq!(limits.max_concurrent_streams, 100);
+        assert_eq!(limits.keepalive_interval, Duration::from_secs(60));
+        assert_eq!(limits.keepalive_timeout, Duration::from_secs(20));
+        assert_eq!(limits.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(limits.idle_timeout, Duration::from_secs(300));
+        for (flag, name) in [
+            ("--max-connections", "PROVE_GATEWAY_MAX_CONNECTIONS"),
+            (
+                "--max-concurrent-streams",
+                "PROVE_GATEWAY_MAX_CONCURRENT_STREAMS",
+            ),
+        ] {
+            let text = message(parse(&[flag, "0"]).unwrap_err());
+            assert!(text.starts_with(&format!("{name}:")), "{text}");
+        }
+        for (flag, name) in [
+            ("--keepalive-interval", "PROVE_GATEWAY_KEEPALIVE_INTERVAL"),
+            ("--keepalive-timeout", "PROVE_GATEWAY_KEEPALIVE_TIMEOUT"),
+            ("--handshake-timeout", "PROVE_GATEWAY_HANDSHAKE_TIMEOUT"),
+            ("--idle-timeout", "PROVE_GATEWAY_IDLE_TIMEOUT"),
+        ] {
+            let text = message(parse(&[flag, "0s"]).unwrap_err());
+            assert!(text.starts_with(&format!("{name}:")), "{text}");
+        }
+        let custom = parse(&["--idle-timeout", "90s", "--max-connections", "10"])
+            .unwrap()
+            .connections;
+        assert_eq!(custom.idle_timeout, Duration::from_secs(90));
+        assert_eq!(custom.max_connections, 10);
     }
 
     #[test]

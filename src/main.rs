@@ -25,6 +25,7 @@ async fn main() -> ExitCode {
 async fn run_gateway(args: prove_gateway::config::GatewayArgs) -> anyhow::Result<()> {
     let settings = Settings::from_args(args).map_err(|e| anyhow::anyhow!("configuration: {e}"))?;
     let guard = telemetry::init(&settings)?;
+    server::raise_open_file_limit(settings.connections.max_connections);
     telemetry::serve_metrics(settings.metrics_listen)?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

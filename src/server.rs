@@ -1,16 +1,26 @@
-//! The tonic server: both services, `grpc.health.v1`, reflection (v1 and v1alpha, so grpcurl and
-//! ghz work without .proto files), and graceful shutdown.
+//! The gRPC server: both services, `grpc.health.v1`, reflection (v1 and v1alpha, so grpcurl and
+//! ghz work without .proto files), connection limits, and graceful shutdown.
+//!
+//! tonic provides the services and their routing; the accept loop and the HTTP/2 connections
+//! are the gateway's own ([`listener`], [`connection`]), because tonic's loop has no cap on
+//! connections and no per-connection hook to close one that never completes its handshake or
+//! sits idle.
 //!
 //! Shutdown, in order: health turns NOT_SERVING (so load balancers and Kubernetes stop sending);
 //! after the optional shutdown delay (calls are still served meanwhile, for load balancers that
-//! are slow to notice) the listener closes and HTTP/2 GOAWAY refuses new calls; calls in flight
-//! get up to the drain timeout to finish; then [`run`] returns and the process exits 0.
+//! are slow to notice) the listener closes and every connection gets an HTTP/2 GOAWAY, which
+//! refuses new calls; calls in flight get up to the drain timeout to finish, except a call whose
+//! request message is still incomplete a moment later, which is answered at once; then [`run`]
+//! returns and the process exits 0.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use tokio::sync::Semaphore;
+use tokio::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -21,6 +31,16 @@ use crate::grpc::{self, UnifyApi, VerifyApi};
 use crate::prove::ProveClient;
 use crate::resilience::{self, http::build_client};
 use crate::simulator;
+
+mod connection;
+mod edge;
+mod listener;
+
+pub use listener::raise_open_file_limit;
+
+/// Once draining began, how long a call whose request message is still arriving may take to
+/// complete it before it is cut (a stalled client must not hold shutdown for the drain timeout).
+const INCOMPLETE_REQUEST_GRACE: Duration = Duration::from_secs(1);
 
 /// The Prove client and, in simulator mode, the embedded simulator it talks to (kept alive as
 /// long as the server runs).
@@ -110,9 +130,23 @@ pub async fn run(
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
 
-    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut routes = Routes::builder();
+    routes
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(UnifyServiceServer::new(UnifyApi::new(prove.clone())))
+        .add_service(VerifyServiceServer::new(VerifyApi::new(prove)));
+    let routes = routes.routes().prepare();
+
+    let draining = CancellationToken::new();
+    let cut = CancellationToken::new();
+    let serving = serve(listener, routes, &settings, &draining, &cut);
+    tokio::pin!(serving);
+
     let shutdown_delay = settings.shutdown_delay;
-    let signal = async move {
+    let drain_timeout = settings.drain_timeout;
+    let stopping = async {
         shutdown.await;
         set_health(&reporter, ServingStatus::NotServing).await;
         tracing::info!(
@@ -121,31 +155,15 @@ pub async fn run(
         );
         tokio::time::sleep(shutdown_delay).await;
         tracing::info!("refusing new calls; draining calls in flight");
-        let _ = draining_tx.send(());
-    };
-
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    let server = Server::builder()
-        .layer(crate::telemetry::GrpcTraceLayer)
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(UnifyServiceServer::new(UnifyApi::new(prove.clone())))
-        .add_service(VerifyServiceServer::new(VerifyApi::new(prove)))
-        .serve_with_incoming_shutdown(incoming, signal);
-    tokio::pin!(server);
-
-    let drain_timeout = settings.drain_timeout;
-    let drain_deadline = async move {
-        if draining_rx.await.is_ok() {
-            tokio::time::sleep(drain_timeout).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
+        draining.cancel();
+        let grace = INCOMPLETE_REQUEST_GRACE.min(drain_timeout);
+        tokio::time::sleep(grace).await;
+        cut.cancel();
+        tokio::time::sleep(drain_timeout.saturating_sub(grace)).await;
     };
     tokio::select! {
-        served = &mut server => served?,
-        () = drain_deadline => {
+        () = &mut serving => {}
+        () = stopping => {
             tracing::warn!(
                 timeout_ms = drain_timeout.as_millis() as u64,
                 "drain timeout passed; calls still in flight are dropped"
@@ -157,6 +175,39 @@ pub async fn run(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves connections from `listener` until `draining` is cancelled, then waits for every
+/// connection to close.
+async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    settings: &Settings,
+    draining: &CancellationToken,
+    cut: &CancellationToken,
+) {
+    let limits = &settings.connections;
+    let http2 = connection::http2_builder(limits);
+    // One slot per open connection; the connection's task holds it until the connection closes.
+    let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
+    let trace = crate::telemetry::GrpcTraceLayer::default();
+    listener::accept_until(&listener, &slots, draining, |stream, slot| {
+        let state = edge::ConnectionState::new(cut.clone());
+        let service = tower::ServiceBuilder::new()
+            .layer(trace.clone())
+            .layer(edge::EdgeLayer::new(state.clone()))
+            .service(routes.clone());
+        let (http2, limits, draining) = (http2.clone(), limits.clone(), draining.clone());
+        tokio::spawn(async move {
+            connection::serve(stream, service, state, &http2, &limits, &draining).await;
+            drop(slot);
+        });
+    })
+    .await;
+    // Closing the listening socket makes the kernel refuse new connections at once.
+    drop(listener);
+    // Every slot back: every connection closed.
+    let _ = slots.acquire_many(limits.max_connections).await;
 }
 
 /// Completes on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).

@@ -29,6 +29,7 @@ use crate::config::{LogFormat, Settings};
 use crate::prove::ProveError;
 use crate::resilience::Endpoint;
 
+pub(crate) mod log_throttle;
 pub mod metrics;
 mod rpc_layer;
 
@@ -369,9 +370,15 @@ mod tests {
                 &self,
                 meta: &'static tracing::Metadata<'static>,
             ) -> tracing::subscriber::Interest {
-                self.0
-                    .lock()
-                    .push((meta.target(), *meta.level(), meta.is_span(), exported(meta)));
+                // Only this test's callsites: tests running alongside register theirs too.
+                if meta.module_path() == Some(module_path!()) {
+                    self.0.lock().push((
+                        meta.target(),
+                        *meta.level(),
+                        meta.is_span(),
+                        exported(meta),
+                    ));
+                }
                 tracing::subscriber::Interest::never()
             }
             fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {

@@ -38,7 +38,7 @@ pub fn call_context<T>(request: &tonic::Request<T>) -> crate::prove::CallContext
     }
 }
 
-fn parse_grpc_timeout(raw: &str) -> Option<std::time::Duration> {
+pub(crate) fn parse_grpc_timeout(raw: &str) -> Option<std::time::Duration> {
     use std::time::Duration;
     if raw.len() < 2 || raw.len() > 9 {
         return None;

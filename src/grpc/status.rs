@@ -59,6 +59,37 @@ pub fn invalid_argument(violations: &[Violation]) -> Status {
     build(Code::InvalidArgument, message, details)
 }
 
+/// INTERNAL for a request message that could not be read (`detail` says how), before any
+/// handler ran. gRPC answers undecodable messages with INTERNAL; this adds the ErrorInfo.
+pub fn malformed_message(detail: impl Into<String>) -> Status {
+    gateway_error(Code::Internal, ErrorReason::MalformedMessage, detail.into())
+}
+
+/// RESOURCE_EXHAUSTED for a request message over the size limit (`detail` gives the sizes).
+/// gRPC's own answer is OUT_OF_RANGE, against its convention; this is the conventional code.
+pub fn message_too_large(detail: impl Into<String>) -> Status {
+    gateway_error(
+        Code::ResourceExhausted,
+        ErrorReason::MessageTooLarge,
+        detail.into(),
+    )
+}
+
+/// DEADLINE_EXCEEDED when the caller's deadline passed before the call could be answered.
+pub fn caller_deadline_exceeded() -> Status {
+    gateway_error(
+        Code::DeadlineExceeded,
+        ErrorReason::CallerDeadlineExceeded,
+        "the caller's deadline passed before the call finished".to_owned(),
+    )
+}
+
+/// A status of the gateway's own with nothing but its ErrorInfo.
+fn gateway_error(code: Code, reason: ErrorReason, message: String) -> Status {
+    let details = vec![error_info(reason, GATEWAY_DOMAIN, HashMap::new())];
+    build(code, message, details)
+}
+
 /// How one kind of error reaches the caller.
 struct Mapping {
     code: Code,

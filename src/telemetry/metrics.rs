@@ -176,24 +176,66 @@ pub fn method_label(path: &str) -> &'static str {
         .map_or("other", |m| m.as_str())
 }
 
-/// Starts the Prometheus endpoint (`GET /metrics`) on `listen`, describes every metric and
-/// registers a zero-valued series for each documented label set, so that dashboards and alerts
-/// see `0` rather than "no data" before the first error. `None` leaves it off.
+/// Starts the Prometheus endpoint on `listen`, describes every metric and registers a
+/// zero-valued series for each documented label set, so that dashboards and alerts see `0`
+/// rather than "no data" before the first error. `None` leaves it off.
 ///
-/// Installs the process-wide metrics recorder: call once.
+/// The endpoint answers `GET` and `HEAD /metrics` only: other paths are 404 and other methods on
+/// `/metrics` 405, so a scanner probing paths learns nothing (the exporter's own listener
+/// answered every path and method with the metrics).
+///
+/// Installs the process-wide metrics recorder: call once, inside the Tokio runtime.
 pub fn serve_metrics(listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     let Some(listen) = listen else {
         return Ok(());
     };
-    metrics_exporter_prometheus::PrometheusBuilder::new()
-        .with_http_listener(listen)
+    let bind_error =
+        |e: std::io::Error| anyhow::anyhow!("PROVE_GATEWAY_METRICS_LISTEN {listen}: {e}");
+    let listener = std::net::TcpListener::bind(listen).map_err(bind_error)?;
+    listener.set_nonblocking(true).map_err(bind_error)?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(bind_error)?;
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(&LATENCY_BUCKETS)
         .map_err(|e| anyhow::anyhow!("metrics buckets: {e}"))?
-        .install()
-        .map_err(|e| anyhow::anyhow!("PROVE_GATEWAY_METRICS_LISTEN {listen}: {e}"))?;
+        .install_recorder()
+        .map_err(|e| anyhow::anyhow!("metrics recorder: {e}"))?;
     describe();
     register_zero_series();
+    tokio::spawn(upkeep(handle.clone()));
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, endpoint(handle)).await {
+            tracing::warn!(%error, "the metrics endpoint stopped");
+        }
+    });
     Ok(())
+}
+
+/// `GET /metrics` (axum answers HEAD from the same route), 405 for other methods there, 404
+/// anywhere else.
+fn endpoint(handle: metrics_exporter_prometheus::PrometheusHandle) -> axum::Router {
+    let scrape = move || {
+        let text = handle.render();
+        async move {
+            (
+                [(
+                    http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )],
+                text,
+            )
+        }
+    };
+    axum::Router::new().route("/metrics", axum::routing::get(scrape))
+}
+
+/// The recorder's periodic maintenance (draining histogram samples), which the exporter's own
+/// listener used to run; its default period.
+async fn upkeep(handle: metrics_exporter_prometheus::PrometheusHandle) {
+    let mut every = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        every.tick().await;
+        handle.run_upkeep();
+    }
 }
 
 fn describe() {

@@ -2,9 +2,13 @@
 //! simulator over real HTTP. One binary for all of them (faster to link).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod connections;
 mod errors;
 mod health;
 mod helpers;
+mod metrics_endpoint;
+mod protocol_errors;
+mod raw;
 mod resilience;
 mod shared_limit;
 mod shutdown;

@@ -12,6 +12,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::helpers::{connect, mobile_unify as unify, spawn_app_configured};
+use crate::raw;
 
 fn slow_simulator(latency: Duration) -> SimulatorConfig {
     SimulatorConfig {
@@ -164,4 +165,36 @@ async fn during_the_shutdown_delay_health_is_not_serving_but_calls_are_still_ser
     stopping.await.unwrap().unwrap();
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
     assert!(endpoint.connect().await.is_err(), "refused after the delay");
+}
+
+#[tokio::test]
+async fn a_half_sent_call_does_not_hold_shutdown_until_the_drain_timeout() {
+    let app = spawn_app_configured(SimulatorConfig::default(), |settings| {
+        settings.drain_timeout = Duration::from_secs(30);
+    })
+    .await;
+    // Headers and part of a message, then nothing: a slow or stalled client.
+    let (client, _driver) = raw::connect(app.addr).await;
+    let mut client = client.ready().await.unwrap();
+    let (answer, mut send) = client
+        .send_request(raw::request(app.addr, raw::UNIFY, &[]), false)
+        .unwrap();
+    send.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 100, 1, 2]), false)
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let asked = tokio::time::Instant::now();
+    let stopped = tokio::time::timeout(Duration::from_secs(5), app.stop())
+        .await
+        .expect("shutdown finishes long before the 30 s drain timeout");
+    stopped.expect("run returns Ok");
+    eprintln!(
+        "shutdown with a half-sent call took {:?} (drain timeout 30 s)",
+        asked.elapsed()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(1), raw::status_of(answer))
+        .await
+        .expect("the half-sent call was answered");
+    raw::assert_gateway_error(&status, tonic::Code::Internal, "MALFORMED_MESSAGE");
+    drop(send);
 }
