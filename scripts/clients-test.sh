@@ -9,7 +9,9 @@
 #   bash scripts/clients-test.sh
 #
 # Needs cargo, go, java 17 + mvn, python3, node/npm and a C++ compiler (see gen-stubs.sh); first
-# run downloads plugins and dependencies. Exits non-zero if any client or check fails.
+# run downloads plugins and dependencies. Exits non-zero if any client or check fails, or if any
+# test was skipped: a skipped test proves nothing, and a test that skips itself (a missing
+# variable, an unreachable gateway) would otherwise pass the run unnoticed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -18,17 +20,18 @@ T0=$SECONDS
 step() { printf '\n==> %s\n' "$*"; STEP_T0=$SECONDS; }
 took() { printf '    (%ss)\n' "$((SECONDS - STEP_T0))"; }
 
-RESULTS=() # "suite passed failed"
+RESULTS=() # "suite passed failed skipped"
 FAILED_SUITES=()
-record() { # suite rc passed failed
-  local suite=$1 rc=$2 passed=$3 failed=$4
-  if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ]; then
+record() { # suite rc passed failed skipped
+  local suite=$1 rc=$2 passed=$3 failed=$4 skipped=$5
+  if [ "$rc" -ne 0 ] || [ "$failed" -ne 0 ] || [ "$passed" -eq 0 ] || [ "$skipped" -ne 0 ]; then
     FAILED_SUITES+=("$suite")
-    # A suite that could not run at all (build error, no tests) counts as one failure.
+    # A suite that could not run at all (build error, no tests) or only partly (skipped tests)
+    # counts as at least one failure.
     [ "$failed" -eq 0 ] && failed=1
   fi
-  RESULTS+=("$suite $passed $failed")
-  printf '    %s: %s passed, %s failed (exit %s)\n' "$suite" "$passed" "$failed" "$rc"
+  RESULTS+=("$suite $passed $failed $skipped")
+  printf '    %s: %s passed, %s failed, %s skipped (exit %s)\n' "$suite" "$passed" "$failed" "$skipped" "$rc"
 }
 
 step "stubs: scripts/gen-stubs.sh"
@@ -59,7 +62,7 @@ done
 cs_expect Errors.cs 'public sealed partial class ProveError : pb::IMessage<ProveError>'
 cs_expect Errors.cs 'public enum ErrorReason'
 cs_expect Types.cs 'public enum PossessionType'
-record csharp-stubs "$cs_failed" "$cs_passed" "$cs_failed"
+record csharp-stubs "$cs_failed" "$cs_passed" "$cs_failed" 0
 took
 
 # --- the gateway on the embedded simulator ----------------------------------------------------
@@ -111,7 +114,9 @@ step "Go client: go test (examples/go)"
 out=$(mktemp)
 rc=0
 (cd examples/go && go test -count=1 -v ./...) 2>&1 | tee "$out" || rc=$?
-record go "$rc" "$(grep -c '^--- PASS' "$out" || true)" "$(grep -c '^--- FAIL' "$out" || true)"
+# Top-level tests count as passed or failed; a skip anywhere, subtests included (indented), counts.
+record go "$rc" "$(grep -c '^--- PASS' "$out" || true)" "$(grep -c '^--- FAIL' "$out" || true)" \
+  "$(grep -cE '^[[:space:]]*--- SKIP' "$out" || true)"
 rm -f "$out"
 took
 
@@ -120,14 +125,14 @@ step "Java client: mvn test (examples/java)"
 rc=0
 rm -rf examples/java/target/surefire-reports
 (cd examples/java && mvn -q -B test) 2>&1 | sed 's/\x1b\[[0-9;]*m//g' || rc=$?
-j_run=0 j_bad=0
+j_run=0 j_bad=0 j_skip=0
 for f in examples/java/target/surefire-reports/*.txt; do
   [ -f "$f" ] || continue
   grep -h '^Tests run:' "$f" | sed 's/^/    /'
   read -r run fail err skip < <(sed -nE 's/^Tests run: ([0-9]+), Failures: ([0-9]+), Errors: ([0-9]+), Skipped: ([0-9]+).*/\1 \2 \3 \4/p' "$f")
-  j_run=$((j_run + run - skip)) j_bad=$((j_bad + fail + err))
+  j_run=$((j_run + run - skip)) j_bad=$((j_bad + fail + err)) j_skip=$((j_skip + skip))
 done
-record java "$rc" "$((j_run - j_bad))" "$j_bad"
+record java "$rc" "$((j_run - j_bad))" "$j_bad" "$j_skip"
 took
 
 # --- Python -----------------------------------------------------------------------------------
@@ -136,35 +141,36 @@ rc=0
 xml=$(mktemp)
 (cd examples/python && "$PY" -m pytest -q -p no:cacheprovider --junitxml="$xml") || rc=$?
 # pytest exits 5 when it collected no tests: that is a failure here too (rc != 0).
-read -r p_pass p_fail < <("$PY" - "$xml" <<'EOF'
+# Skipped includes xfail: an expected failure proves nothing either.
+read -r p_pass p_fail p_skip < <("$PY" - "$xml" <<'EOF'
 import sys, xml.etree.ElementTree as ET
 try:
     root = ET.parse(sys.argv[1]).getroot()
 except Exception:
-    print(0, 0); sys.exit()
+    print(0, 0, 0); sys.exit()
 suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
 n = lambda k: sum(int(s.get(k, 0)) for s in suites)
-print(n("tests") - n("failures") - n("errors") - n("skipped"), n("failures") + n("errors"))
+print(n("tests") - n("failures") - n("errors") - n("skipped"), n("failures") + n("errors"), n("skipped"))
 EOF
 )
 rm -f "$xml"
-record python "$rc" "$p_pass" "$p_fail"
+record python "$rc" "$p_pass" "$p_fail" "$p_skip"
 took
 
 # --- summary ----------------------------------------------------------------------------------
 stop_gateway
 printf '\n==> clients summary (%ss in all)\n' "$((SECONDS - T0))"
-total_pass=0 total_fail=0
+total_pass=0 total_fail=0 total_skip=0
 for r in "${RESULTS[@]}"; do
-  read -r suite p f <<<"$r"
-  printf '    %-13s %3s passed, %s failed\n' "$suite" "$p" "$f"
+  read -r suite p f k <<<"$r"
+  printf '    %-13s %3s passed, %s failed, %s skipped\n' "$suite" "$p" "$f" "$k"
   # The closing line counts client tests; the C# stub checks are greps, not tests.
   [ "$suite" = csharp-stubs ] && continue
-  total_pass=$((total_pass + p)) total_fail=$((total_fail + f))
+  total_pass=$((total_pass + p)) total_fail=$((total_fail + f)) total_skip=$((total_skip + k))
 done
 if [ "${#FAILED_SUITES[@]}" -ne 0 ]; then
   echo "    failed: ${FAILED_SUITES[*]}; gateway log tail:"
   tail -30 "$LOG" | sed 's/^/    | /'
 fi
-echo "clients: $total_pass passed, $total_fail failed"
+echo "clients: $total_pass passed, $total_fail failed, $total_skip skipped"
 [ "${#FAILED_SUITES[@]}" -eq 0 ]

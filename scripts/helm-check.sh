@@ -18,7 +18,8 @@
 #     PROVE_GATEWAY_DRAIN_TIMEOUT matches, for every scenario and for changed values.
 #  6. The hardened securityContext is in place on every scenario, and in file mode no
 #     credential reaches the environment.
-#     The real binary starts with each scenario's env and stops within the grace period.
+#     The real binary starts with each scenario's env, and after SIGTERM exits 0 (a clean
+#     drain: nothing is in flight) within the grace period.
 #  7. Values of the wrong type, unknown keys and inconsistent settings make `helm template`
 #     fail (non-zero exit, with the schema's or the chart's message).
 set -euo pipefail
@@ -292,7 +293,13 @@ PY
   fi
   rc=0; wait "$smoke_pid" || rc=$?
   smoke_pid=""
-  step "binary accepts ci/$name.yaml's env (${#smoke_env[@]} variables); after SIGTERM it exited with $rc within ${waited}s (grace ${grace}s)"
+  # No call is in flight, so the drain is clean and the exit code must be 0: anything else is
+  # what Kubernetes would record as a failed Pod on every rollout.
+  if [ "$rc" -ne 0 ]; then
+    cat "$work/smoke.log" >&2
+    fail "ci/$name.yaml: after SIGTERM with nothing in flight the binary exited with $rc, not 0"
+  fi
+  step "binary accepts ci/$name.yaml's env (${#smoke_env[@]} variables); after SIGTERM it exited with 0 within ${waited}s (grace ${grace}s)"
 done
 
 # --- 7. the schema and the chart reject bad values -------------------------------------------

@@ -73,16 +73,15 @@ async fn world() -> &'static World {
                     .add_service(TraceServiceServer::new(spans.clone()))
                     .serve_with_incoming(tonic::transport::server::TcpIncoming::from(receiver)),
             );
-            let metrics = free_port().await;
-            let mut settings = Settings::for_tests(free_port().await);
+            // The gRPC address is never bound here: each test's gateway gets its own listener.
+            let mut settings = Settings::for_tests(SocketAddr::from(([127, 0, 0, 1], 0)));
             settings.log = "info".into();
             settings.log_format = LogFormat::Json;
-            settings.metrics_listen = Some(metrics);
             settings.otel.endpoint = Some(format!("http://{receiver_addr}"));
             settings.otel.service_name = SERVICE_NAME.into();
             let logs = LogSink::default();
             let guard = telemetry::init_with_writer(&settings, logs.clone()).unwrap();
-            telemetry::serve_metrics(settings.metrics_listen).unwrap();
+            let metrics = serve_metrics_on_a_free_port().await;
             World {
                 spans,
                 logs,
@@ -93,9 +92,23 @@ async fn world() -> &'static World {
         .await
 }
 
-async fn free_port() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    listener.local_addr().unwrap()
+/// Serves `/metrics` on a free loopback port and returns it. The exporter binds the address
+/// itself, so it cannot be handed a listener, and a port probed free can be taken by another
+/// process before the exporter binds it: retry on that clash. A failed bind installs nothing
+/// (the exporter binds before it sets the global recorder), so trying again is safe.
+async fn serve_metrics_on_a_free_port() -> SocketAddr {
+    let mut clash = None;
+    for _ in 0..20 {
+        let probe = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = probe.local_addr().unwrap();
+        drop(probe);
+        match telemetry::serve_metrics(Some(addr)) {
+            Ok(()) => return addr,
+            Err(error) if format!("{error:#}").contains("in use") => clash = Some(error),
+            Err(error) => panic!("serving /metrics on {addr}: {error:#}"),
+        }
+    }
+    panic!("no free port for /metrics after 20 tries: {clash:?}");
 }
 
 /// An OTLP/gRPC trace receiver that keeps every span it is sent.

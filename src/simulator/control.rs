@@ -7,7 +7,7 @@
 //! | `POST /_simulator/possession` | `{"correlationId","action":"authenticate"\|"otp"\|"instant_link","otp"}`: the end user's device completes possession; 204, or 404 unknown / 410 expired / 409 not applicable / 400 bad body |
 //! | `GET`, `PUT /_simulator/faults` | `{"errorRate","latencyMs","dropRate","malformedRate","seed"}` (absent = 0 / none) |
 //! | `GET`, `PUT /_simulator/rate-limit` | `{"rps": 25}`; 0 disables |
-//! | `GET /_simulator/records` | `{"total", "requests": [{method, path, status, code, fault, atMs, clientId, traceparent, ...}]}` |
+//! | `GET /_simulator/records` | `{"total", "requests": [{method, path, status, code, fault, atMs, answeredAtMs, inFlight, clientId, traceparent, ...}]}` |
 //! | `DELETE /_simulator/records` | clears the log; 204 |
 
 use std::sync::Arc;

@@ -2,6 +2,10 @@
 //! other non-control path, including rejected, rate-limited and faulted ones, so tests can assert
 //! on what the gateway actually sent upstream (counts, retries, trace headers).
 //!
+//! A request is recorded when its head arrives and completed when it is answered. Recording only
+//! the answer would hide exactly what timing tests need to see: an attempt still being handled,
+//! or one whose caller gave up (a deadline) before the answer, which is never answered at all.
+//!
 //! The log keeps the most recent [`MAX_RECORDS`] requests so a long-running standalone simulator
 //! does not grow without bound.
 
@@ -24,7 +28,8 @@ pub struct RecordedRequest {
     pub method: String,
     /// Path without the query, e.g. `/v3/unify`.
     pub path: String,
-    /// HTTP status sent; `None` when the connection was dropped by the drop fault.
+    /// HTTP status sent; `None` while the request is in flight, when its caller hung up before
+    /// the answer, or when the drop fault cut the connection.
     pub status: Option<u16>,
     /// Prove error code of the answer, when it was an error with a code.
     pub code: Option<u32>,
@@ -35,7 +40,13 @@ pub struct RecordedRequest {
     /// When it arrived, by tokio's clock (follows `tokio::time::pause`/`advance` in tests), for
     /// measuring the spacing of retries.
     pub received: tokio::time::Instant,
-    /// The client ID: from the bearer token on `/v3`, from the form on `/token`.
+    /// When the simulator answered (or cut the connection, for the drop fault), by the
+    /// simulator's clock; `None` while in flight, and for good if the caller hung up first.
+    pub answered_at: Option<SystemTime>,
+    /// The same moment by tokio's clock, to compare with [`received`](Self::received).
+    pub answered: Option<tokio::time::Instant>,
+    /// The client ID: from the bearer token on `/v3`, from the form on `/token`; set as soon as
+    /// the token or form is read, so an unanswered request has it too.
     pub client_id: Option<String>,
     /// Whether an `Authorization` header was present (its value is never kept).
     pub has_authorization: bool,
@@ -46,18 +57,13 @@ pub struct RecordedRequest {
     pub user_agent: Option<String>,
     pub content_type: Option<String>,
     /// The JSON body, when the request had one that parsed (never `/token`'s form, which holds
-    /// the client secret).
+    /// the client secret); `None` until the whole body has arrived.
     pub body: Option<serde_json::Value>,
 }
 
 impl RecordedRequest {
-    pub(crate) fn new(
-        method: &str,
-        path: &str,
-        headers: &HeaderMap,
-        at: SystemTime,
-        body: Option<serde_json::Value>,
-    ) -> Self {
+    /// A request whose head just arrived.
+    pub(crate) fn arrived(method: &str, path: &str, headers: &HeaderMap, at: SystemTime) -> Self {
         let header = |name: &str| {
             headers
                 .get(name)
@@ -72,6 +78,8 @@ impl RecordedRequest {
             fault: None,
             at,
             received: tokio::time::Instant::now(),
+            answered_at: None,
+            answered: None,
             client_id: None,
             has_authorization: headers.contains_key("authorization"),
             traceparent: header("traceparent"),
@@ -79,8 +87,13 @@ impl RecordedRequest {
             baggage: header("baggage"),
             user_agent: header("user-agent"),
             content_type: header("content-type"),
-            body,
+            body: None,
         }
+    }
+
+    /// Not answered (yet): still being handled, or its caller hung up before the answer.
+    pub fn in_flight(&self) -> bool {
+        self.answered.is_none()
     }
 }
 
@@ -122,31 +135,64 @@ impl Records {
     pub fn total(&self) -> usize {
         self.requests.len()
     }
+
+    /// Requests not answered (yet), oldest first: see [`RecordedRequest::in_flight`].
+    pub fn in_flight(&self) -> impl Iterator<Item = &RecordedRequest> {
+        self.requests.iter().filter(|r| r.in_flight())
+    }
 }
+
+/// Which record a request has, so its handlers can complete it; carried in the request's
+/// extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordId(u64);
 
 /// The shared log.
 #[derive(Debug, Default)]
 pub(crate) struct Recorder {
-    log: Mutex<VecDeque<RecordedRequest>>,
+    log: Mutex<Log>,
+}
+
+#[derive(Debug, Default)]
+struct Log {
+    records: VecDeque<RecordedRequest>,
+    /// The id of `records[0]`: ids count every record ever pushed, so an id stays valid while
+    /// older records are evicted, and points at nothing once its own record is gone.
+    first: u64,
 }
 
 impl Recorder {
-    pub fn push(&self, record: RecordedRequest) {
+    pub fn push(&self, record: RecordedRequest) -> RecordId {
         let mut log = self.log.lock();
-        if log.len() == MAX_RECORDS {
-            log.pop_front();
+        if log.records.len() == MAX_RECORDS {
+            log.records.pop_front();
+            log.first += 1;
         }
-        log.push_back(record);
+        log.records.push_back(record);
+        RecordId(log.first + log.records.len() as u64 - 1)
+    }
+
+    /// Changes record `id`; does nothing if it was evicted or cleared since.
+    pub fn update(&self, id: RecordId, change: impl FnOnce(&mut RecordedRequest)) {
+        let mut log = self.log.lock();
+        let index = id.0.checked_sub(log.first).map(usize::try_from);
+        if let Some(Ok(index)) = index
+            && let Some(record) = log.records.get_mut(index)
+        {
+            change(record);
+        }
     }
 
     pub fn snapshot(&self) -> Records {
         Records {
-            requests: self.log.lock().iter().cloned().collect(),
+            requests: self.log.lock().records.iter().cloned().collect(),
         }
     }
 
     pub fn clear(&self) {
-        self.log.lock().clear();
+        let mut log = self.log.lock();
+        log.first += log.records.len() as u64;
+        log.records.clear();
     }
 }
 
@@ -171,6 +217,10 @@ struct RecordJson {
     fault: Option<FaultKind>,
     /// Milliseconds since the Unix epoch, by the simulator's clock.
     at_ms: u128,
+    /// When it was answered, likewise; absent while in flight.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    answered_at_ms: Option<u128>,
+    in_flight: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_id: Option<String>,
     has_authorization: bool,
@@ -197,7 +247,9 @@ impl From<&Records> for RecordsJson {
                     status: r.status,
                     code: r.code,
                     fault: r.fault,
-                    at_ms: r.at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis()),
+                    at_ms: epoch_ms(r.at),
+                    answered_at_ms: r.answered_at.map(epoch_ms),
+                    in_flight: r.in_flight(),
                     client_id: r.client_id.clone(),
                     has_authorization: r.has_authorization,
                     traceparent: r.traceparent.clone(),
@@ -207,5 +259,46 @@ impl From<&Records> for RecordsJson {
                 })
                 .collect(),
         }
+    }
+}
+
+fn epoch_ms(at: SystemTime) -> u128 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(path: &str) -> RecordedRequest {
+        RecordedRequest::arrived("POST", path, &HeaderMap::new(), SystemTime::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn an_update_reaches_its_own_record_after_older_ones_are_evicted() {
+        let recorder = Recorder::default();
+        let first = recorder.push(record("/first"));
+        let ids: Vec<RecordId> = (0..MAX_RECORDS)
+            .map(|_| recorder.push(record("/next")))
+            .collect();
+        let last = *ids.last().unwrap_or(&first);
+        recorder.update(last, |r| r.status = Some(200));
+        // The first record is gone; its id must not land on whatever took its place.
+        recorder.update(first, |r| r.status = Some(500));
+        let records = recorder.snapshot();
+        assert_eq!(records.total(), MAX_RECORDS);
+        assert_eq!(records.count("/first"), 0);
+        assert_eq!(records.requests().last().and_then(|r| r.status), Some(200));
+        assert_eq!(records.count_status("/next", 500), 0);
+    }
+
+    #[test]
+    fn an_update_after_clear_changes_nothing() {
+        let recorder = Recorder::default();
+        let before = recorder.push(record("/old"));
+        recorder.clear();
+        recorder.push(record("/new"));
+        recorder.update(before, |r| r.status = Some(500));
+        assert_eq!(recorder.snapshot().requests()[0].status, None);
     }
 }

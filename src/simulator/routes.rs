@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Form, Request, State};
+use axum::extract::{ConnectInfo, Extension, Form, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -24,7 +24,7 @@ use super::conn::ConnKill;
 use super::error::{ApiError, CodeTag};
 use super::faults::FaultKind;
 use super::models::TokenResponse;
-use super::records::RecordedRequest;
+use super::records::{RecordId, RecordedRequest};
 use super::v3::{unify, unify_bind, unify_status, verify, verify_status};
 use super::{Product, Shared};
 
@@ -41,9 +41,7 @@ pub(crate) struct Caller {
     pub product: Product,
 }
 
-/// Response extensions read by [`record`].
-#[derive(Debug, Clone)]
-struct ClientTag(String);
+/// The fault a request got, a response extension read by [`record`].
 #[derive(Debug, Clone, Copy)]
 struct FaultTag(FaultKind);
 
@@ -73,38 +71,54 @@ async fn forbidden() -> ApiError {
     ApiError::forbidden()
 }
 
-/// Records every request and how it was answered.
+/// Records every request when its head arrives, then completes the record with the body once
+/// it has arrived and with the answer once it is sent. A request whose caller hangs up first
+/// (this future is dropped) keeps its record, unanswered.
 async fn record(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let path = parts.uri.path().to_owned();
-    let now = state.clock.now();
-    let Ok(bytes) = axum::body::to_bytes(body, MAX_BUFFERED).await else {
-        let mut record =
-            RecordedRequest::new(parts.method.as_str(), &path, &parts.headers, now, None);
-        let error = ApiError::malformed("request body is larger than 4 KB");
-        record.status = Some(error.status.as_u16());
-        record.code = error.code;
-        state.records.push(record);
-        return error.into_response();
+    let arrived = RecordedRequest::arrived(
+        parts.method.as_str(),
+        &path,
+        &parts.headers,
+        state.clock.now(),
+    );
+    let id = state.records.push(arrived);
+    let response = match axum::body::to_bytes(body, MAX_BUFFERED).await {
+        Err(_) => ApiError::malformed("request body is larger than 4 KB").into_response(),
+        Ok(bytes) => {
+            // /token's form holds the client secret; it is never kept.
+            if path != "/token"
+                && let Ok(json) = serde_json::from_slice(&bytes)
+            {
+                state.records.update(id, |r| r.body = Some(json));
+            }
+            parts.extensions.insert(id);
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
     };
-    // /token's form holds the client secret; it is never kept.
-    let json = (path != "/token")
-        .then(|| serde_json::from_slice(&bytes).ok())
-        .flatten();
-    let mut record = RecordedRequest::new(parts.method.as_str(), &path, &parts.headers, now, json);
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
     let fault = response.extensions().get::<FaultTag>().map(|t| t.0);
-    record.fault = fault;
-    record.status = (fault != Some(FaultKind::Drop)).then(|| response.status().as_u16());
-    record.code = response.extensions().get::<CodeTag>().map(|t| t.0);
-    record.client_id = response
-        .extensions()
-        .get::<ClientTag>()
-        .map(|t| t.0.clone());
-    state.records.push(record);
+    let code = response.extensions().get::<CodeTag>().map(|t| t.0);
+    let status = (fault != Some(FaultKind::Drop)).then(|| response.status().as_u16());
+    let answered_at = state.clock.now();
+    state.records.update(id, |r| {
+        r.fault = fault;
+        r.status = status;
+        r.code = code;
+        r.answered_at = Some(answered_at);
+        r.answered = Some(tokio::time::Instant::now());
+    });
     response
+}
+
+/// Notes the caller's client ID in the request's record as soon as it is known.
+fn note_client(state: &Shared, id: Option<&RecordId>, client_id: &str) {
+    if let Some(&id) = id {
+        state
+            .records
+            .update(id, |r| r.client_id = Some(client_id.to_owned()));
+    }
 }
 
 /// What every `/v3` request passes before its handler: bearer token (401 / 8002), rate limit
@@ -123,6 +137,7 @@ async fn v3_gate(
         },
         Err(error) => return error.into_response(),
     };
+    note_client(&state, request.extensions().get(), &caller.client_id);
     let decision = state.limiter.check(&caller.client_id, now);
     let latency = state.faults.latency();
     if !latency.is_zero() {
@@ -154,9 +169,6 @@ async fn v3_gate(
         decision.write_headers(response.headers_mut());
     }
     response
-        .extensions_mut()
-        .insert(ClientTag(caller.client_id));
-    response
 }
 
 /// A 200 that claims JSON but is cut off mid-object, like a truncated upstream answer.
@@ -171,6 +183,7 @@ fn malformed_answer() -> Response {
 /// `POST /token`: OAuth client credentials, form-encoded.
 async fn token(
     State(state): State<AppState>,
+    record: Option<Extension<RecordId>>,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
@@ -178,6 +191,9 @@ async fn token(
             .into_response();
     };
     let client_id = form.get("client_id").cloned();
+    if let Some(client_id) = &client_id {
+        note_client(&state, record.as_ref().map(|r| &r.0), client_id);
+    }
     let decision = client_id
         .as_deref()
         .and_then(|id| state.limiter.check(id, state.clock.now()));
@@ -191,9 +207,6 @@ async fn token(
     };
     if let Some(decision) = decision {
         decision.write_headers(response.headers_mut());
-    }
-    if let Some(client_id) = client_id {
-        response.extensions_mut().insert(ClientTag(client_id));
     }
     response
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use prove_gateway::grpc::pb::UnifyOutcome;
 use prove_gateway::grpc::pb::unify_service_client::UnifyServiceClient;
 use prove_gateway::simulator::{self, Faults, SimulatorConfig};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio_stream::StreamExt;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -22,6 +23,56 @@ fn slow_simulator(latency: Duration) -> SimulatorConfig {
         },
         ..SimulatorConfig::default()
     }
+}
+
+/// Starts the real binary, configured by `configure`, with PROVE_GATEWAY_LISTEN on a free
+/// loopback port, and returns it with that port once it is serving. The binary binds the port
+/// itself, so it cannot be handed a listener, and a port probed free can be taken by another
+/// process before the binary binds it: the binary then exits naming PROVE_GATEWAY_LISTEN, and
+/// another port is tried. Returning only after its "serving" log line (written once the port is
+/// bound) makes sure the test then talks to this process, not to whoever holds the port (so
+/// `configure` must keep the info log on stdout).
+async fn spawn_binary_on_a_free_port(
+    configure: impl Fn(&mut tokio::process::Command),
+) -> (tokio::process::Child, u16) {
+    for _ in 0..20 {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            probe.local_addr().unwrap().port()
+        };
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_prove-gateway"));
+        configure(&mut command);
+        let mut child = command
+            .env("PROVE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("binary starts");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut stderr = child.stderr.take().unwrap();
+        let mut log = String::new();
+        while let Some(line) = stdout.next_line().await.unwrap() {
+            if line.contains("prove-gateway serving") {
+                // Keep reading both pipes so the binary never blocks on a full one.
+                tokio::spawn(async move { while let Ok(Some(_)) = stdout.next_line().await {} });
+                tokio::spawn(
+                    async move { tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await },
+                );
+                return (child, port);
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        // Its stdout closed before it served: it exited.
+        stderr.read_to_string(&mut log).await.unwrap();
+        let exit = child.wait().await.unwrap();
+        if log.contains("PROVE_GATEWAY_LISTEN") && log.contains("in use") {
+            continue;
+        }
+        panic!("the binary exited ({exit}) before serving:\n{log}");
+    }
+    panic!("no free port for the binary after 20 tries");
 }
 
 #[tokio::test]
@@ -79,28 +130,21 @@ async fn sigterm_lets_the_call_in_flight_finish_and_exits_zero() {
     let sim = simulator::spawn(slow_simulator(Duration::from_millis(800)))
         .await
         .unwrap();
-    let port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_prove-gateway"))
-        .env_clear()
-        .env("PROVE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
-        .env("PROVE_GATEWAY_METRICS_LISTEN", "127.0.0.1:0")
-        .env("PROVE_GATEWAY_DRAIN_TIMEOUT", "5s")
-        .env("PROVE_BASE_URL", sim.base_url())
-        .env("PROVE_CLIENT_ID", simulator::SIM_UNIFY_CLIENT_ID)
-        .env("PROVE_CLIENT_SECRET", simulator::SIM_UNIFY_CLIENT_SECRET)
-        .env("PROVE_VERIFY_CLIENT_ID", simulator::SIM_VERIFY_CLIENT_ID)
-        .env(
-            "PROVE_VERIFY_CLIENT_SECRET",
-            simulator::SIM_VERIFY_CLIENT_SECRET,
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("binary starts");
+    let (mut child, port) = spawn_binary_on_a_free_port(|command| {
+        command
+            .env_clear()
+            .env("PROVE_GATEWAY_METRICS_LISTEN", "127.0.0.1:0")
+            .env("PROVE_GATEWAY_DRAIN_TIMEOUT", "5s")
+            .env("PROVE_BASE_URL", sim.base_url())
+            .env("PROVE_CLIENT_ID", simulator::SIM_UNIFY_CLIENT_ID)
+            .env("PROVE_CLIENT_SECRET", simulator::SIM_UNIFY_CLIENT_SECRET)
+            .env("PROVE_VERIFY_CLIENT_ID", simulator::SIM_VERIFY_CLIENT_ID)
+            .env(
+                "PROVE_VERIFY_CLIENT_SECRET",
+                simulator::SIM_VERIFY_CLIENT_SECRET,
+            );
+    })
+    .await;
     let channel = connect(format!("127.0.0.1:{port}").parse().unwrap()).await;
     let mut health = HealthClient::new(channel.clone());
     let serving = health
