@@ -104,8 +104,14 @@ impl LocalRateLimiter {
     }
 
     /// Reserves the next slot for `key`, or says why not. The reservation is made under the
-    /// lock, so concurrent callers get distinct slots.
-    fn reserve(&self, key: &str, deadline: Option<Instant>) -> Result<Instant, ProveError> {
+    /// lock, so concurrent callers get distinct slots; a caller that must wait joins the queue
+    /// under the same lock, so that concurrent callers cannot all pass the bound's check before
+    /// any of them counts.
+    fn reserve(
+        &self,
+        key: &str,
+        deadline: Option<Instant>,
+    ) -> Result<(Instant, Option<Waiting>), ProveError> {
         let now = Instant::now();
         let mut keys = self.keys.lock();
         let state = keys
@@ -127,7 +133,8 @@ impl LocalRateLimiter {
             }
         }
         state.tat = base.max(start) + self.emission;
-        Ok(start)
+        let waiting = (!wait.is_zero()).then(|| Waiting::enter(&self.waiting));
+        Ok((start, waiting))
     }
 
     /// Records a send at `now` if the window allows it; otherwise says when to look again.
@@ -175,8 +182,7 @@ impl RateLimiter for LocalRateLimiter {
     ) -> BoxFuture<'a, Result<Duration, ProveError>> {
         Box::pin(async move {
             let asked = Instant::now();
-            let mut start = self.reserve(key, deadline)?;
-            let _waiting = (start > asked).then(|| Waiting::enter(&self.waiting));
+            let (mut start, _waiting) = self.reserve(key, deadline)?;
             loop {
                 // Only a real wait sleeps: tokio rounds any sleep up to its next 1 ms tick,
                 // which would add a millisecond to every call that needs no wait at all.
@@ -418,6 +424,69 @@ mod tests {
         limiter.pause("k", start + Duration::from_secs(2)).await;
         limiter.acquire("k", None).await.unwrap();
         assert!(Instant::now() - start >= Duration::from_secs(2));
+    }
+
+    /// `threads` OS threads, each starting `per_thread` callers one after another while holding
+    /// at most `held` of them waiting (dropping, that is cancelling, the oldest to make room),
+    /// so that together they keep the queue at its bound. Each caller that queues reads the
+    /// queue's length at once: the most any of them saw.
+    fn most_seen_waiting(
+        limiter: &LocalRateLimiter,
+        threads: usize,
+        per_thread: usize,
+        held: usize,
+    ) -> usize {
+        let start = std::sync::Barrier::new(threads);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let runtime = tokio::runtime::Builder::new_current_thread()
+                            .enable_time()
+                            .build()
+                            .unwrap();
+                        let mut waiting = VecDeque::new();
+                        let mut most = 0;
+                        start.wait();
+                        runtime.block_on(async {
+                            for _ in 0..per_thread {
+                                let mut caller = limiter.acquire("k", None);
+                                match futures::poll!(&mut caller) {
+                                    Poll::Pending => {
+                                        most = most.max(limiter.waiting());
+                                        waiting.push_back(caller);
+                                        if waiting.len() > held {
+                                            waiting.pop_front();
+                                        }
+                                    }
+                                    // Shed, or the very first caller, which goes at once.
+                                    Poll::Ready(Err(ProveError::Overloaded { .. }) | Ok(_)) => {}
+                                    Poll::Ready(other) => panic!("{other:?}"),
+                                }
+                            }
+                        });
+                        most
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap())
+                .max()
+                .unwrap_or(0)
+        })
+    }
+
+    #[test]
+    fn concurrent_callers_never_queue_more_than_the_bound() {
+        // Eight threads that together want 24 waiting callers, on a queue of 10. Statistical:
+        // the overshoot was a race between threads (a caller passed the check, then counted
+        // itself after the lock was released); before the fix 8 of 10 runs saw 11 or 12
+        // callers waiting. Since the fix, checking and counting are one step under the lock.
+        let limiter = limiter(1, 1, Duration::from_secs(1_000_000), 10);
+        let most = most_seen_waiting(&limiter, 8, 100_000, 3);
+        assert!(most <= 10, "{most} callers waited on a queue of 10");
+        assert_eq!(limiter.waiting(), 0, "cancelled callers leave the queue");
     }
 
     #[test]
