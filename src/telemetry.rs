@@ -248,7 +248,6 @@ pub fn rate_limit_waited(waited: Duration) {
     }
 }
 
-/// A call was refused by the rate limiter.
 /// The shared limiter's Redis could not answer; this replica's own limiter decided instead.
 pub fn rate_limit_redis_failed(error: &dyn std::fmt::Display) {
     metrics::rate_limit_redis_error();
@@ -259,13 +258,24 @@ pub fn rate_limit_redis_failed(error: &dyn std::fmt::Display) {
     );
 }
 
+/// A call was refused by the rate limiter.
 pub fn rate_limit_rejected(error: &ProveError) {
-    let reason = match error {
-        ProveError::Overloaded { .. } => "queue_full",
-        _ => "deadline",
-    };
+    let reason = rejection_reason(error);
     metrics::rate_limit_rejected(reason);
     tracing::info!(target: OUTBOUND_TARGET, reason, "rate_limit.rejected");
+}
+
+/// The `reason` label of a refusal by the rate limiter (one of
+/// [`metrics::RATE_LIMIT_REJECTION_REASONS`]).
+fn rejection_reason(error: &ProveError) -> &'static str {
+    match error {
+        ProveError::Overloaded { .. } => "queue_full",
+        ProveError::RateLimited {
+            limit: crate::prove::error::WaitLimit::MaxWait,
+            ..
+        } => "max_wait",
+        _ => "deadline",
+    }
 }
 
 /// A retry of `endpoint` will be attempt number `attempt`, after `delay`.
@@ -350,6 +360,31 @@ mod tests {
         assert_eq!(mask_phone("+447968900002"), "***********02");
         assert_eq!(mask_phone("12"), "12");
         assert_eq!(mask_phone(""), "");
+    }
+
+    #[test]
+    fn a_refusal_for_the_maximum_wait_is_counted_as_max_wait() {
+        use crate::prove::error::WaitLimit;
+        let refused = |limit| ProveError::RateLimited {
+            retry_after: Duration::from_secs(1),
+            limit,
+        };
+        assert_eq!(rejection_reason(&refused(WaitLimit::MaxWait)), "max_wait");
+        assert_eq!(rejection_reason(&refused(WaitLimit::Deadline)), "deadline");
+        let shed = ProveError::Overloaded {
+            retry_after: Duration::from_secs(1),
+        };
+        assert_eq!(rejection_reason(&shed), "queue_full");
+        for error in [
+            refused(WaitLimit::MaxWait),
+            refused(WaitLimit::Deadline),
+            shed,
+        ] {
+            assert!(
+                metrics::RATE_LIMIT_REJECTION_REASONS.contains(&rejection_reason(&error)),
+                "{error:?} is counted under a reason that is not pre-registered"
+            );
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::{OutboundRequest, OutboundResponse};
 use crate::config::OutboundSettings;
 use crate::prove::ProveError;
+use crate::prove::error::WaitLimit;
 
 /// Prove counts requests per second in windows we cannot see; running 2% below the configured
 /// rate keeps arrival jitter of a few milliseconds from ever pushing a 26th request into one of
@@ -195,9 +196,17 @@ impl LocalRateLimiter {
         self.keys.lock().waiting
     }
 
-    /// Whether a caller that asked at `asked` must not wait until `at`.
-    fn too_long(&self, at: Instant, asked: Instant, deadline: Option<Instant>) -> bool {
-        deadline.is_some_and(|d| at > d) || at.saturating_duration_since(asked) > self.max_wait
+    /// The limit a caller that asked at `asked` would pass by waiting until `at`, if any: the
+    /// nearer of its deadline and the maximum wait.
+    fn limit_passed(
+        &self,
+        at: Instant,
+        asked: Instant,
+        deadline: Option<Instant>,
+    ) -> Option<WaitLimit> {
+        nearer_limit(asked.checked_add(self.max_wait), deadline)
+            .filter(|(end, _)| at > *end)
+            .map(|(_, limit)| limit)
     }
 
     /// Takes a permit for `key` at once (`None`), or a place in the queue, or says why not. It
@@ -238,8 +247,11 @@ impl LocalRateLimiter {
         if *waiting >= self.queue_limit {
             return Err(ProveError::Overloaded { retry_after: wait });
         }
-        if self.too_long(start, now, deadline) {
-            return Err(ProveError::RateLimited { retry_after: wait });
+        if let Some(limit) = self.limit_passed(start, now, deadline) {
+            return Err(ProveError::RateLimited {
+                retry_after: wait,
+                limit,
+            });
         }
         state.tat = base.max(start) + self.emission;
         let number = *next_ticket;
@@ -278,9 +290,12 @@ impl LocalRateLimiter {
         let due = state.due(&slot);
         if due > now {
             // A slot only moves for a pause: refused now rather than cut off at the deadline.
-            if due > slot.at && self.too_long(due, asked, deadline) {
+            if due > slot.at
+                && let Some(limit) = self.limit_passed(due, asked, deadline)
+            {
                 return Step::Refuse(ProveError::RateLimited {
                     retry_after: due - now,
+                    limit,
                 });
             }
             return Step::WaitUntil(due);
@@ -292,6 +307,19 @@ impl LocalRateLimiter {
         state.waiting.remove(&ticket.number);
         *waiting -= 1;
         Step::Go
+    }
+}
+
+/// The nearer of the end of the maximum wait (`None`: too far to represent) and the caller's
+/// deadline, and which one it is. A tie goes to the deadline, the caller's own limit.
+pub(super) fn nearer_limit(
+    max_wait_end: Option<Instant>,
+    deadline: Option<Instant>,
+) -> Option<(Instant, WaitLimit)> {
+    match (deadline, max_wait_end) {
+        (Some(deadline), Some(end)) if end < deadline => Some((end, WaitLimit::MaxWait)),
+        (Some(deadline), _) => Some((deadline, WaitLimit::Deadline)),
+        (None, end) => end.map(|end| (end, WaitLimit::MaxWait)),
     }
 }
 
@@ -562,9 +590,40 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, ProveError::RateLimited { retry_after } if retry_after > Duration::from_millis(900))
+            matches!(err, ProveError::RateLimited { retry_after, .. } if retry_after > Duration::from_millis(900))
         );
         assert_eq!(Instant::now(), before, "refused without waiting");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_past_the_maximum_wait_is_refused_as_max_wait() {
+        let limiter = limiter(1, 1, Duration::from_millis(500), 100);
+        limiter.acquire("k", None).await.unwrap();
+        let far = Some(Instant::now() + Duration::from_secs(60));
+        let err = limiter.acquire("k", far).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProveError::RateLimited {
+                    limit: WaitLimit::MaxWait,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        // With a deadline nearer than the maximum wait, the deadline is what the wait passes.
+        let near = Some(Instant::now() + Duration::from_millis(100));
+        let err = limiter.acquire("k", near).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProveError::RateLimited {
+                    limit: WaitLimit::Deadline,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -776,7 +835,7 @@ mod tests {
 
         let (result, answered) = waiter.await.unwrap();
         assert!(
-            matches!(result, Err(ProveError::RateLimited { retry_after }) if retry_after > Duration::from_secs(1)),
+            matches!(result, Err(ProveError::RateLimited { retry_after, .. }) if retry_after > Duration::from_secs(1)),
             "{result:?}"
         );
         assert!(answered < deadline, "refused only at {answered:?}");

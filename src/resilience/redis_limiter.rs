@@ -20,6 +20,7 @@ use tokio::time::Instant;
 use super::rate_limit::{LocalRateLimiter, RateLimiter, SAFETY_MARGIN, Waiting};
 use crate::config::OutboundSettings;
 use crate::prove::ProveError;
+use crate::prove::error::WaitLimit;
 
 /// Reserves the next slot: returns `{admitted, wait_us}`. Times are microseconds of Redis's
 /// clock; the keys expire once they no longer constrain anything.
@@ -128,10 +129,13 @@ impl RateLimiter for RedisRateLimiter {
     ) -> BoxFuture<'a, Result<Duration, ProveError>> {
         Box::pin(async move {
             let asked = Instant::now();
-            let mut max_wait = self.max_wait;
-            if let Some(deadline) = deadline {
-                max_wait = max_wait.min(deadline.saturating_duration_since(asked));
-            }
+            let (max_wait, limit) = match deadline {
+                Some(deadline) if deadline.saturating_duration_since(asked) <= self.max_wait => (
+                    deadline.saturating_duration_since(asked),
+                    WaitLimit::Deadline,
+                ),
+                _ => (self.max_wait, WaitLimit::MaxWait),
+            };
             if self.waiting.load(Ordering::Relaxed) >= self.queue_limit {
                 return Err(ProveError::Overloaded {
                     retry_after: Duration::from_micros(self.emission_us),
@@ -145,7 +149,10 @@ impl RateLimiter for RedisRateLimiter {
                     }
                     Ok(asked.elapsed())
                 }
-                Ok((false, wait)) => Err(ProveError::RateLimited { retry_after: wait }),
+                Ok((false, wait)) => Err(ProveError::RateLimited {
+                    retry_after: wait,
+                    limit,
+                }),
                 Err(error) => {
                     redis_failed(&error);
                     self.fallback.acquire(key, deadline).await
