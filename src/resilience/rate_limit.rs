@@ -9,7 +9,6 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -48,7 +47,7 @@ pub trait RateLimiter: Send + Sync + 'static {
 
 /// The sliding window the backstop counts in, a little over Prove's second for the same reason
 /// as [`SAFETY_MARGIN`].
-const WINDOW: Duration = Duration::from_millis(1020);
+pub(super) const WINDOW: Duration = Duration::from_millis(1020);
 
 /// The longest pause Prove's answers can impose (longer `Retry-After`s are cut to it). Prove's
 /// windows are one second; a pause of a minute already covers any throttling it plausibly
@@ -320,22 +319,6 @@ pub(super) fn nearer_limit(
         (Some(deadline), Some(end)) if end < deadline => Some((end, WaitLimit::MaxWait)),
         (Some(deadline), _) => Some((deadline, WaitLimit::Deadline)),
         (None, end) => end.map(|end| (end, WaitLimit::MaxWait)),
-    }
-}
-
-/// Counts a waiting caller for as long as it waits, cancelled or not.
-pub(super) struct Waiting(Arc<AtomicUsize>);
-
-impl Waiting {
-    pub(super) fn enter(counter: &Arc<AtomicUsize>) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Self(counter.clone())
-    }
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
