@@ -5,6 +5,7 @@
 mod errors;
 mod health;
 mod helpers;
+mod limiter;
 mod resilience;
 mod shared_limit;
 mod shutdown;
