@@ -254,7 +254,6 @@ pub fn rate_limit_waited(waited: Duration) {
     }
 }
 
-/// A call was refused by the rate limiter.
 /// The shared limiter's Redis could not answer; this replica's own limiter decided instead.
 pub fn rate_limit_redis_failed(error: &dyn std::fmt::Display) {
     metrics::rate_limit_redis_error();
@@ -265,13 +264,26 @@ pub fn rate_limit_redis_failed(error: &dyn std::fmt::Display) {
     );
 }
 
+/// A call was refused by the rate limiter. The event is at `debug`: the RPC's own log line
+/// already says the call failed and why, and a flood of refusals would otherwise write two
+/// lines each. It still becomes a span event (the export takes outbound events at any level).
 pub fn rate_limit_rejected(error: &ProveError) {
-    let reason = match error {
-        ProveError::Overloaded { .. } => "queue_full",
-        _ => "deadline",
-    };
+    let reason = rejection_reason(error);
     metrics::rate_limit_rejected(reason);
-    tracing::info!(target: OUTBOUND_TARGET, reason, "rate_limit.rejected");
+    tracing::debug!(target: OUTBOUND_TARGET, reason, "rate_limit.rejected");
+}
+
+/// The `reason` label of a refusal by the rate limiter (one of
+/// [`metrics::RATE_LIMIT_REJECTION_REASONS`]).
+fn rejection_reason(error: &ProveError) -> &'static str {
+    match error {
+        ProveError::Overloaded { .. } => "queue_full",
+        ProveError::RateLimited {
+            limit: crate::prove::error::WaitLimit::MaxWait,
+            ..
+        } => "max_wait",
+        _ => "deadline",
+    }
 }
 
 /// A retry of `endpoint` will be attempt number `attempt`, after `delay`.
@@ -360,6 +372,93 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_for_the_maximum_wait_is_counted_as_max_wait() {
+        use crate::prove::error::WaitLimit;
+        let refused = |limit| ProveError::RateLimited {
+            retry_after: Duration::from_secs(1),
+            limit,
+        };
+        assert_eq!(rejection_reason(&refused(WaitLimit::MaxWait)), "max_wait");
+        assert_eq!(rejection_reason(&refused(WaitLimit::Deadline)), "deadline");
+        let shed = ProveError::Overloaded {
+            retry_after: Duration::from_secs(1),
+        };
+        assert_eq!(rejection_reason(&shed), "queue_full");
+        for error in [
+            refused(WaitLimit::MaxWait),
+            refused(WaitLimit::Deadline),
+            shed,
+        ] {
+            assert!(
+                metrics::RATE_LIMIT_REJECTION_REASONS.contains(&rejection_reason(&error)),
+                "{error:?} is counted under a reason that is not pre-registered"
+            );
+        }
+    }
+
+    /// Records the level and target of every event.
+    #[derive(Default)]
+    struct Events(parking_lot::Mutex<Vec<(String, Level, String)>>);
+
+    impl tracing::Subscriber for Events {
+        fn register_callsite(
+            &self,
+            _: &'static tracing::Metadata<'static>,
+        ) -> tracing::subscriber::Interest {
+            tracing::subscriber::Interest::sometimes()
+        }
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            struct Message(String);
+            impl tracing::field::Visit for Message {
+                fn record_debug(
+                    &mut self,
+                    field: &tracing::field::Field,
+                    value: &dyn std::fmt::Debug,
+                ) {
+                    if field.name() == "message" {
+                        self.0 = format!("{value:?}");
+                    }
+                }
+            }
+            let mut message = Message(String::new());
+            event.record(&mut message);
+            let meta = event.metadata();
+            self.0
+                .lock()
+                .push((meta.target().to_owned(), *meta.level(), message.0));
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
+    }
+
+    #[test]
+    fn a_rejected_call_adds_only_a_debug_event_to_the_per_rpc_log_line() {
+        let events = std::sync::Arc::new(Events::default());
+        tracing::subscriber::with_default(events.clone(), || {
+            rate_limit_rejected(&ProveError::Overloaded {
+                retry_after: Duration::from_secs(1),
+            });
+        });
+        let events = events.0.lock();
+        assert_eq!(
+            *events,
+            [(
+                OUTBOUND_TARGET.to_owned(),
+                Level::DEBUG,
+                "rate_limit.rejected".to_owned()
+            )]
+        );
+    }
+
+    #[test]
     fn the_export_filter_takes_spans_and_outbound_events_of_this_crate_only() {
         // Metadata is only built by the macros: a subscriber that records the filter's decision
         // for each callsite it is shown.
@@ -370,7 +469,8 @@ mod tests {
                 &self,
                 meta: &'static tracing::Metadata<'static>,
             ) -> tracing::subscriber::Interest {
-                // Only this test's callsites: tests running alongside register theirs too.
+                // Tests running at the same time register their callsites with every live
+                // subscriber, this one included: only this test's own are counted.
                 if meta.module_path() == Some(module_path!()) {
                     self.0.lock().push((
                         meta.target(),

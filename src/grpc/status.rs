@@ -164,7 +164,7 @@ fn mapping(error: &ProveError) -> Mapping {
         } => code
             .and_then(|c| by_prove_code(c, *retry_after))
             .unwrap_or_else(|| by_http_status(*status, *retry_after)),
-        ProveError::RateLimited { retry_after } => Mapping::new(
+        ProveError::RateLimited { retry_after, .. } => Mapping::new(
             Code::ResourceExhausted,
             R::GatewayRateLimited,
             GATEWAY_DOMAIN,
@@ -377,6 +377,7 @@ mod tests {
             (
                 ProveError::RateLimited {
                     retry_after: Duration::from_millis(300),
+                    limit: crate::prove::error::WaitLimit::MaxWait,
                 },
                 Code::ResourceExhausted,
                 "GATEWAY_RATE_LIMITED",

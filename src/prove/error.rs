@@ -22,10 +22,12 @@ pub enum ProveError {
     },
     /// The gateway's own rate limiter could not admit the call before the deadline or the
     /// configured maximum wait.
-    #[error("rate limiter cannot admit the call within its deadline")]
+    #[error("rate limiter cannot admit the call within {limit}")]
     RateLimited {
         /// When a retry could succeed.
         retry_after: Duration,
+        /// Which of the two limits the wait ran into.
+        limit: WaitLimit,
     },
     /// Too many calls are already waiting for the rate limiter.
     #[error("too many calls waiting for the rate limiter")]
@@ -54,6 +56,17 @@ pub enum ProveError {
     /// result, so it is never retried.
     #[error("the gateway could not build the request to Prove: {0}")]
     Request(String),
+}
+
+/// The limit a wait for the gateway's rate limiter ran into: the nearer of the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WaitLimit {
+    /// The caller's deadline.
+    #[error("its deadline")]
+    Deadline,
+    /// The configured maximum wait (`PROVE_RATE_LIMIT_MAX_WAIT`).
+    #[error("the maximum wait")]
+    MaxWait,
 }
 
 impl ProveError {

@@ -25,8 +25,10 @@ pub const RETRIES: &str = "prove_gateway_retries_total";
 pub const RETRIES_SKIPPED: &str = "prove_gateway_retries_skipped_total";
 /// Histogram: time waited for a rate-limit permit in seconds (zero waits included).
 pub const RATE_LIMIT_WAIT: &str = "prove_gateway_rate_limit_wait_seconds";
-/// Counter: calls the rate limiter refused, by `reason` (`deadline`, `queue_full`).
+/// Counter: calls the rate limiter refused, by `reason` (`deadline`, `max_wait`, `queue_full`).
 pub const RATE_LIMIT_REJECTIONS: &str = "prove_gateway_rate_limit_rejections_total";
+/// The `reason`s of [`RATE_LIMIT_REJECTIONS`].
+pub const RATE_LIMIT_REJECTION_REASONS: [&str; 3] = ["deadline", "max_wait", "queue_full"];
 /// Counter: permits the shared (Redis) limiter could not decide, so the local one did.
 pub const RATE_LIMIT_REDIS_ERRORS: &str = "prove_gateway_rate_limit_redis_errors_total";
 /// Counter: OAuth token requests, by HTTP `status` (`error`: no answer).
@@ -102,7 +104,7 @@ pub const METRICS: &[Metric] = &[
         name: RATE_LIMIT_REJECTIONS,
         kind: Kind::Counter,
         labels: &["reason"],
-        help: "Calls the rate limiter refused, by reason (deadline, queue_full)",
+        help: "Calls the rate limiter refused, by reason (deadline, max_wait, queue_full)",
     },
     Metric {
         name: RATE_LIMIT_REDIS_ERRORS,
@@ -277,7 +279,7 @@ fn register_zero_series() {
         }
     }
     let _ = ::metrics::histogram!(RATE_LIMIT_WAIT);
-    for reason in ["deadline", "queue_full"] {
+    for reason in RATE_LIMIT_REJECTION_REASONS {
         let _ = ::metrics::counter!(RATE_LIMIT_REJECTIONS, "reason" => reason);
     }
     let _ = ::metrics::counter!(RATE_LIMIT_REDIS_ERRORS);

@@ -183,27 +183,20 @@ async fn wrong_gateway_credentials_are_internal_8002_not_unauthenticated() {
 
 #[tokio::test]
 async fn prove_rate_limit_is_resource_exhausted_8018_with_retry_info() {
-    let sim = SimulatorConfig {
-        rate_limit_rps: 1,
-        ..SimulatorConfig::default()
-    };
-    let app = spawn_app_with(sim, no_retries()).await;
-    // The simulator allows one request per second; the gateway allows 25. Sequential calls
-    // would learn from X-RateLimit-Remaining: 0 and wait, so send five at once: all pass the
-    // gateway's limiter before Prove's first answer, and (retries off) the 429s reach callers.
-    let calls = (0..5).map(|_| {
-        let mut client = app.unify.clone();
-        async move {
-            client
-                .unify(unify(PossessionType::Mobile, "2001004014"))
-                .await
-        }
-    });
-    let results = futures::future::join_all(calls).await;
-    let err = results
-        .into_iter()
-        .find_map(Result::err)
-        .expect("the simulator's rate limit answers 429");
+    let mut app = spawn_app_with(SimulatorConfig::default(), no_retries()).await;
+    // The gateway's limiter keeps within the simulator's rate, and holds every call after a
+    // 429 or X-RateLimit-Remaining: 0, so Prove's 429 is forced with a throttle, once the
+    // token (which the throttle refuses too) is in hand. Retries are off.
+    app.unify
+        .unify(unify(PossessionType::Mobile, "2001004014"))
+        .await
+        .unwrap();
+    app.sim.throttle(Duration::from_secs(2));
+    let err = app
+        .unify
+        .unify(unify(PossessionType::Mobile, "2001004014"))
+        .await
+        .expect_err("the simulator's throttle answers 429");
     assert_prove_error(&err, Code::ResourceExhausted, "RATE_LIMITED", 8018);
     let retry = err.get_details_retry_info().expect("RetryInfo");
     assert!(retry.retry_delay.unwrap() >= Duration::from_secs(1));

@@ -6,6 +6,7 @@ mod connections;
 mod errors;
 mod health;
 mod helpers;
+mod limiter;
 mod metrics_endpoint;
 mod protocol_errors;
 mod raw;

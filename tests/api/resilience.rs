@@ -152,6 +152,86 @@ async fn after_a_429_with_retry_after_2_nothing_reaches_prove_for_2_seconds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_429_holds_the_calls_already_queued_for_its_whole_retry_after() {
+    let app = spawn_app_with(SimulatorConfig::default(), OutboundSettings::default()).await;
+    let mut client = app.unify.clone();
+    client.unify(unify()).await.unwrap(); // warm the token
+    app.sim.reset_records();
+
+    // The first of five concurrent calls goes at once and gets 429 with Retry-After: 2; the
+    // other four are queued 40.8 ms apart behind it by then.
+    app.sim.throttle(Duration::from_secs(2));
+    let results = concurrent_unify(&app, 5).await;
+
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let records = app.sim.records();
+    let mut requests: Vec<_> = records.for_path("/v3/unify").collect();
+    requests.sort_by_key(|r| r.received);
+    assert_eq!(requests[0].status, Some(429));
+    let throttled_at = requests[0].received;
+    let window = throttled_at + Duration::from_secs(2);
+    let within: Vec<_> = requests[1..]
+        .iter()
+        .filter(|r| r.received < window)
+        .map(|r| r.received - throttled_at)
+        .collect();
+    let after: Vec<_> = requests[1..]
+        .iter()
+        .map(|r| r.received)
+        .filter(|t| *t >= window)
+        .collect();
+    eprintln!(
+        "429 with Retry-After 2: {} requests within the window, {} after it over {:?}",
+        within.len(),
+        after.len(),
+        after.last().zip(after.first()).map(|(l, f)| *l - *f)
+    );
+    assert!(
+        within.is_empty(),
+        "requests reached Prove {within:?} after the 429"
+    );
+    assert_eq!(after.len(), 5, "each call once more after the pause");
+    // Five sends 40.8 ms apart span 163 ms; all at once would span a few. A loose bound, so
+    // that scheduling jitter on a busy machine cannot fail it.
+    assert!(
+        after[4] - after[0] >= Duration::from_millis(120),
+        "the queue burst out at the pause's end: {:?}",
+        after[4] - after[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remaining_zero_holds_the_calls_already_queued_until_the_reset() {
+    let app = spawn_app_with(SimulatorConfig::default(), OutboundSettings::default()).await;
+    let mut client = app.unify.clone();
+    client.unify(unify()).await.unwrap(); // warm the token
+    app.sim.set_rate_limit(3);
+    // The simulator counts per Unix second: start just inside one, so that six calls 40.8 ms
+    // apart would all fall into it. The third answer says X-RateLimit-Remaining: 0.
+    let into_second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    tokio::time::sleep(
+        Duration::from_secs(1) - Duration::from_nanos(u64::from(into_second))
+            + Duration::from_millis(20),
+    )
+    .await;
+    app.sim.reset_records();
+
+    let results = concurrent_unify(&app, 6).await;
+
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    let records = app.sim.records();
+    assert_eq!(
+        records.count_status("/v3/unify", 429),
+        0,
+        "a queued call went out before X-RateLimit-Reset"
+    );
+    assert_eq!(records.count("/v3/unify"), 6, "no call needed a retry");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_with_a_short_deadline_behind_a_full_queue_is_refused_at_once() {
     let outbound = OutboundSettings {
         rate_limit_rps: 1,

@@ -5,6 +5,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use prove_gateway::config::OutboundSettings;
+use prove_gateway::prove::ProveError;
+use prove_gateway::resilience::{RateLimiter, RedisRateLimiter};
 use prove_gateway::simulator::{self, SimulatorConfig};
 use secrecy::SecretString;
 use tokio::time::Instant;
@@ -119,4 +121,163 @@ async fn an_unreachable_redis_falls_back_to_the_local_limiter() {
         .await
         .expect("served without Redis");
     assert_eq!(sim.records().count_status("/v3/unify", 200), 1);
+}
+
+/// A replica's shared limiter on `redis` at `rps` requests per second.
+fn replica(redis: &Redis, rps: u32, queue: usize) -> RedisRateLimiter {
+    let settings = OutboundSettings {
+        rate_limit_rps: rps,
+        rate_limit_queue: queue,
+        ..shared(&redis.url)
+    };
+    RedisRateLimiter::new(&SecretString::from(redis.url.clone()), &settings).unwrap()
+}
+
+/// The most of `times` that fall within any one second.
+fn most_in_one_second(times: &[Instant]) -> usize {
+    let mut times = times.to_vec();
+    times.sort();
+    (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| **t < times[i] + Duration::from_secs(1))
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn two_hundred_callers_on_a_shared_queue_of_ten_get_ten_places() {
+    let redis = Redis::start().await;
+    let limiter = replica(&redis, 1000, 10);
+    limiter.acquire("k", None).await.unwrap(); // from now on every caller must wait
+
+    // All 200 ask before any of them hears back from Redis.
+    let results = futures::future::join_all((0..200).map(|_| limiter.acquire("k", None))).await;
+
+    let admitted = results.iter().filter(|r| r.is_ok()).count();
+    let shed = results
+        .iter()
+        .filter(|r| matches!(r, Err(ProveError::Overloaded { .. })))
+        .count();
+    assert_eq!((admitted, shed), (10, 190), "{:?}", results.last());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_from_another_replica_holds_callers_already_queued() {
+    let redis = Redis::start().await;
+    let a = std::sync::Arc::new(replica(&redis, 20, 100));
+    let b = replica(&redis, 20, 100);
+    a.acquire("k", None).await.unwrap();
+    // Five callers queue on replica A, 51 ms apart.
+    let callers: Vec<_> = (0..5)
+        .map(|_| {
+            let a = a.clone();
+            tokio::spawn(async move {
+                a.acquire("k", None).await.unwrap();
+                Instant::now()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    // Replica B's call got a 429 with Retry-After: 1.
+    let pause_end = Instant::now() + Duration::from_secs(1);
+    b.pause("k", pause_end).await;
+
+    let mut admitted = Vec::new();
+    for caller in callers {
+        admitted.push(caller.await.unwrap());
+    }
+    admitted.sort();
+    eprintln!(
+        "pause from another replica: first send {:?} after its end, gaps {:?}",
+        admitted[0] - pause_end,
+        admitted.windows(2).map(|w| w[1] - w[0]).collect::<Vec<_>>()
+    );
+    for t in &admitted {
+        // Redis's clock and tokio's agree to microseconds over a second; 1 ms of slack.
+        assert!(
+            *t + Duration::from_millis(1) >= pause_end,
+            "admitted {:?} before the pause ended",
+            pause_end - *t
+        );
+    }
+    // 51 ms apart by schedule; a burst at the pause's end would put them microseconds apart.
+    // The slack covers one Redis round trip's jitter per wake-up.
+    for pair in admitted.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(40),
+            "{admitted:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn late_wakeups_never_put_more_than_the_rate_into_one_second_of_the_shared_limit() {
+    let redis = Redis::start().await;
+    let limiter = std::sync::Arc::new(replica(&redis, 5, 100));
+    let started = Instant::now();
+    limiter.acquire("k", None).await.unwrap();
+    // Nine callers reserve slots 204 ms apart, over the next two seconds.
+    let callers: Vec<_> = (0..9)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move {
+                limiter.acquire("k", None).await.unwrap();
+                Instant::now()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A stalled machine: this runtime's only thread does nothing for two seconds, so every
+    // waiter wakes late, at once.
+    std::thread::sleep(Duration::from_secs(2));
+
+    let mut sent = vec![started];
+    for caller in callers {
+        sent.push(caller.await.unwrap());
+    }
+    let most = most_in_one_second(&sent);
+    eprintln!("late wake-ups on the shared limiter: at most {most} sends in one second");
+    assert!(most <= 5, "{most} sends within one second at 5 per second");
+}
+
+#[tokio::test]
+async fn a_shared_wait_past_the_maximum_wait_is_refused_as_max_wait() {
+    use prove_gateway::prove::error::WaitLimit;
+    let redis = Redis::start().await;
+    let settings = OutboundSettings {
+        rate_limit_rps: 1,
+        rate_limit_max_wait: Duration::from_millis(500),
+        ..shared(&redis.url)
+    };
+    let limiter = RedisRateLimiter::new(&SecretString::from(redis.url.clone()), &settings).unwrap();
+    limiter.acquire("k", None).await.unwrap();
+    let far = Some(Instant::now() + Duration::from_secs(60));
+    let err = limiter.acquire("k", far).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProveError::RateLimited {
+                limit: WaitLimit::MaxWait,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let near = Some(Instant::now() + Duration::from_millis(100));
+    let err = limiter.acquire("k", near).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ProveError::RateLimited {
+                limit: WaitLimit::Deadline,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
