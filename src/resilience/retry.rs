@@ -41,7 +41,7 @@ const BUDGET_TTL: Duration = Duration::from_secs(10);
 /// deadline must not hang on a longer one. It also keeps the clock arithmetic on the computed
 /// wait far from overflowing (`Retry-After: 18446744073709551615` is a valid header). An answer
 /// asking for more goes back to the caller with its RetryInfo instead of being retried.
-const LONGEST_WAIT: Duration = Duration::from_secs(60);
+const LONGEST_WAIT: Duration = super::rate_limit::MAX_PAUSE;
 
 /// Layer for tower's `Retry` with [`RetryPolicy`].
 #[derive(Clone)]
@@ -124,7 +124,9 @@ impl tower::retry::Policy<OutboundRequest, OutboundResponse, ProveError> for Ret
             return None;
         }
         let prove_wait = prove_wait.unwrap_or_default();
-        if prove_wait > LONGEST_WAIT {
+        // `retry_after` cuts Prove's wait to the longest pause, so an answer at the cap asked
+        // for at least that long.
+        if prove_wait >= LONGEST_WAIT {
             crate::telemetry::retry_skipped(request.endpoint, "retry_after");
             return None;
         }
