@@ -205,14 +205,16 @@ async fn a_pause_from_another_replica_holds_callers_already_queued() {
             pause_end - *t
         );
     }
-    // 51 ms apart by schedule; a burst at the pause's end would put them microseconds apart.
-    // The slack covers one Redis round trip's jitter per wake-up.
-    for pair in admitted.windows(2) {
-        assert!(
-            pair[1] - pair[0] >= Duration::from_millis(40),
-            "{admitted:?}"
-        );
-    }
+    // 51 ms apart by schedule; a burst at the pause's end would send them all within
+    // microseconds of it. Only the burst is asserted: a machine stalled for longer than an
+    // interval wakes two waiters late together wherever they stand in the queue (seen once,
+    // 490 ms after the pause's end, with four other builds running), which the sliding window
+    // bounds and the late-wake-up test covers. The slack covers a Redis round trip's jitter.
+    let at_the_end = admitted
+        .iter()
+        .filter(|t| **t < pause_end + Duration::from_millis(40))
+        .count();
+    assert!(at_the_end <= 1, "{at_the_end} sent at the pause's end: {admitted:?}");
 }
 
 #[tokio::test]
