@@ -56,7 +56,7 @@ impl tower::Service<OutboundRequest> for HttpSend {
         let client = self.client.clone();
         let url = self.base_url.join(request.endpoint.path());
         let endpoint = request.endpoint;
-        let span = crate::telemetry::attempt_span(endpoint, request.attempt);
+        let span = crate::telemetry::attempt_span(endpoint.path(), request.attempt);
         let attempt_span = span.clone();
         let started = tokio::time::Instant::now();
         let attempt = async move {
@@ -129,7 +129,7 @@ impl Drop for AttemptFinished {
     fn drop(&mut self) {
         crate::telemetry::attempt_finished(
             &self.span,
-            self.endpoint,
+            self.endpoint.path(),
             self.status,
             self.started.elapsed(),
         );

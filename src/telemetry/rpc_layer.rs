@@ -5,17 +5,18 @@
 //! and failed calls of one method and code write a few lines a second at most: a flood of
 //! refused calls wrote 280,000 lines in 8 s. Metrics and spans still count every call.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use tokio::time::Instant;
+use tonic::Code;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::log_throttle::LogThrottle;
+use super::metrics::code_name;
 
 /// Log lines a second at most for failed calls of one method and code.
 const FAILED_LINES_PER_SECOND: usize = 5;
@@ -45,34 +46,6 @@ impl<S> tower::Layer<S> for GrpcTraceLayer {
 pub struct GrpcTrace<S> {
     inner: S,
     failed_lines: Arc<FailedLines>,
-}
-
-/// gRPC status names, as semantic conventions want them in `rpc.response.status_code`.
-fn code_name(code: i32) -> &'static str {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
-    usize::try_from(code)
-        .ok()
-        .and_then(|i| NAMES.get(i))
-        .copied()
-        .unwrap_or("UNKNOWN")
 }
 
 impl<S, B, R> tower::Service<http::Request<B>> for GrpcTrace<S>
@@ -116,13 +89,9 @@ where
         let _ = span.set_parent(parent);
         let future = self.inner.call(request);
         let started = Instant::now();
-        let scope = RefCell::new(super::RpcScope {
-            span: span.clone(),
-            correlation_id: None,
-        });
         let instrumented = span.clone();
         let failed_lines = self.failed_lines.clone();
-        Box::pin(super::RPC.scope(scope, async move {
+        Box::pin(super::scope::scope(span.clone(), async move {
             let result = future.instrument(instrumented).await;
             // Errors travel "trailers-only", with grpc-status in the headers; a response
             // without it carries OK in its trailers.
@@ -130,25 +99,23 @@ where
                 Ok(response) => response
                     .headers()
                     .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .unwrap_or(0),
-                Err(_) => 2,
+                    .map_or(Code::Ok, |v| Code::from_bytes(v.as_bytes())),
+                Err(_) => Code::Unknown,
             };
             let name = code_name(code);
             let elapsed = started.elapsed();
             span.record("rpc.response.status_code", name);
-            span.record("rpc.grpc.status_code", code);
+            span.record("rpc.grpc.status_code", code as i32);
             if is_server_error(code) {
                 span.record("otel.status_code", "ERROR");
                 span.record("error.type", name);
             }
-            super::metrics::rpc_finished(method, name, elapsed);
-            let correlation_id = super::current_correlation_id().unwrap_or_default();
+            super::metrics::rpc_finished(method, code, elapsed);
+            let correlation_id = super::scope::current_correlation_id().unwrap_or_default();
             // Outside the span: inside, each line repeated the span's fields twice (`span`,
             // `spans`), 800 bytes where 200 say it all.
             let latency_ms = elapsed.as_micros() as f64 / 1000.0;
-            let suppressed = if code == 0 {
+            let suppressed = if code == Code::Ok {
                 Some(0)
             } else {
                 failed_lines
@@ -182,9 +149,16 @@ where
 
 /// The codes the gRPC semantic conventions count as a server span error: the server's fault,
 /// not the caller's (INVALID_ARGUMENT, NOT_FOUND and the like leave the status unset).
-fn is_server_error(code: i32) -> bool {
-    // UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
-    matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
+fn is_server_error(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    )
 }
 
 #[cfg(test)]
@@ -202,6 +176,13 @@ mod tests {
 
     const UNIFY: &str = "/prove.gateway.v1.UnifyService/Unify";
     const VERIFY: &str = "/prove.gateway.v1.VerifyService/Verify";
+
+    /// What the server does at start: the contract's methods become labels.
+    fn known_methods() {
+        super::super::metrics::register_methods(
+            [UNIFY, VERIFY].map(|m| m.trim_start_matches('/').to_owned()),
+        );
+    }
 
     /// The JSON log lines written while it is the thread's subscriber, formatted as `init` does.
     #[derive(Clone, Default)]
@@ -257,6 +238,7 @@ mod tests {
 
     /// One call of `path` through `layer`, answered with `code`.
     async fn call(layer: &GrpcTraceLayer, path: &'static str, code: Code) {
+        known_methods();
         let inner = tower::service_fn(move |_: http::Request<()>| async move {
             Ok::<_, Infallible>(if code == Code::Ok {
                 http::Response::new(())
