@@ -25,6 +25,7 @@
 //!   Prove, rate-limit waits and refusals, retries, token fetches.
 //! - [`metrics`]: the metric catalogue, the `/metrics` endpoint, and the recording functions.
 
+mod body_end;
 pub(crate) mod log_throttle;
 pub mod metrics;
 mod otlp;
@@ -33,6 +34,7 @@ mod rpc_layer;
 mod scope;
 mod setup;
 
+pub use body_end::{BodyEnd, WatchBody};
 pub use metrics::serve_metrics;
 pub use outbound::{
     OUTBOUND_TARGET, attempt_finished, attempt_span, inject_trace_context, rate_limit_redis_failed,
