@@ -226,8 +226,8 @@ mod tests {
 
     #[test]
     fn a_2xx_answer_is_decoded_into_the_endpoints_body() {
-        let body = format!(r#"{{"success":"pending","correlationId":"c-1","authToken":"jwt"}}"#);
-        let decoded: UnifyResponse = decode(Endpoint::Unify, answer(200, &[], &body)).unwrap();
+        let body = r#"{"success":"pending","correlationId":"c-1","authToken":"jwt"}"#;
+        let decoded: UnifyResponse = decode(Endpoint::Unify, answer(200, &[], body)).unwrap();
         assert_eq!(decoded.success, "pending");
         assert_eq!(decoded.correlation_id, "c-1");
         assert_eq!(decoded.auth_token.as_deref(), Some("jwt"));
