@@ -20,4 +20,3 @@ pub mod resilience;
 pub mod server;
 pub mod simulator;
 pub mod telemetry;
-mod telemetry_otlp;

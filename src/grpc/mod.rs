@@ -21,6 +21,34 @@ pub mod pb {
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/prove_gateway_descriptor.bin"));
 
+/// `package.Service/Method` of every RPC in the `prove.gateway.v1` contract, read from its
+/// descriptor set so a new RPC is covered without a list to keep up to date. The server hands
+/// them to the metrics at start.
+pub fn methods() -> Vec<String> {
+    use prost::Message as _;
+    let Ok(set) = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET) else {
+        return Vec::new();
+    };
+    let mut methods = Vec::new();
+    for file in set
+        .file
+        .iter()
+        .filter(|f| f.package() == "prove.gateway.v1")
+    {
+        for service in &file.service {
+            for method in &service.method {
+                methods.push(format!(
+                    "{}.{}/{}",
+                    file.package(),
+                    service.name(),
+                    method.name()
+                ));
+            }
+        }
+    }
+    methods
+}
+
 pub use unify::UnifyApi;
 pub use verify::VerifyApi;
 
@@ -68,5 +96,13 @@ mod tests {
         assert_eq!(parse_grpc_timeout("1H"), Some(Duration::from_secs(3600)));
         assert_eq!(parse_grpc_timeout("5x"), None);
         assert_eq!(parse_grpc_timeout("123456789m"), None);
+    }
+
+    #[test]
+    fn the_methods_are_the_contracts_five_rpcs() {
+        let methods = super::methods();
+        assert!(methods.contains(&"prove.gateway.v1.UnifyService/Unify".to_owned()));
+        assert!(methods.contains(&"prove.gateway.v1.VerifyService/VerifyStatus".to_owned()));
+        assert_eq!(methods.len(), 5, "{methods:?}");
     }
 }

@@ -200,4 +200,208 @@ mod tests {
         assert_eq!(info.reason, "GATEWAY_INTERNAL_ERROR", "{err:?}");
         assert!(status.get_details_retry_info().is_none());
     }
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use tower::util::BoxCloneSyncService;
+
+    const PHONE: &str = "2001004014";
+
+    fn answer(
+        status: u16,
+        headers: &[(&'static str, &'static str)],
+        body: &str,
+    ) -> OutboundResponse {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(*name, http::HeaderValue::from_static(value));
+        }
+        OutboundResponse {
+            status,
+            headers: map,
+            body: bytes::Bytes::from(body.to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_2xx_answer_is_decoded_into_the_endpoints_body() {
+        let body = r#"{"success":"pending","correlationId":"c-1","authToken":"jwt"}"#;
+        let decoded: UnifyResponse = decode(Endpoint::Unify, answer(200, &[], body)).unwrap();
+        assert_eq!(decoded.success, "pending");
+        assert_eq!(decoded.correlation_id, "c-1");
+        assert_eq!(decoded.auth_token.as_deref(), Some("jwt"));
+    }
+
+    #[test]
+    fn a_2xx_answer_that_is_not_the_documented_json_is_a_bad_response_quoting_no_value() {
+        // A field of the wrong type holding personal data: serde would quote it.
+        let body = format!(r#"{{"success":{PHONE},"correlationId":"c-1"}}"#);
+        for body in [body.as_str(), "not json", ""] {
+            let err = decode::<UnifyResponse>(Endpoint::Unify, answer(201, &[], body)).unwrap_err();
+            let ProveError::BadResponse(message) = &err else {
+                panic!("{err:?}");
+            };
+            assert!(message.contains("/v3/unify"), "{message}");
+            assert!(!message.contains(PHONE), "a value leaked: {message}");
+        }
+    }
+
+    #[test]
+    fn an_error_answer_carries_proves_code_and_message_when_it_has_them() {
+        let body = r#"{"code":8008,"message":"phone number is invalid"}"#;
+        for status in [400, 404, 500, 503] {
+            let err =
+                decode::<UnifyResponse>(Endpoint::Unify, answer(status, &[], body)).unwrap_err();
+            let ProveError::Api {
+                status: seen,
+                code,
+                message,
+                retry_after,
+            } = err
+            else {
+                panic!("{err:?}");
+            };
+            assert_eq!((seen, code), (status, Some(8008)));
+            assert_eq!(message, "phone number is invalid");
+            assert_eq!(retry_after, None);
+        }
+    }
+
+    #[test]
+    fn an_error_answer_without_proves_body_still_says_its_status() {
+        for (status, body) in [(400, ""), (502, "<html>Bad Gateway</html>"), (500, "{}")] {
+            let err =
+                decode::<UnifyResponse>(Endpoint::Verify, answer(status, &[], body)).unwrap_err();
+            let ProveError::Api {
+                status: seen,
+                code,
+                message,
+                ..
+            } = err
+            else {
+                panic!("{err:?}");
+            };
+            assert_eq!((seen, code), (status, None));
+            assert_eq!(message, format!("HTTP {status} without an error body"));
+        }
+    }
+
+    #[test]
+    fn retry_after_is_carried_on_a_refusal() {
+        let body = r#"{"code":9001,"message":"slow down"}"#;
+        for status in [429, 503] {
+            let refused = answer(status, &[("retry-after", "7")], body);
+            let err = decode::<UnifyResponse>(Endpoint::Unify, refused).unwrap_err();
+            assert!(
+                matches!(err, ProveError::Api { retry_after: Some(wait), .. } if wait == Duration::from_secs(7)),
+                "{err:?}"
+            );
+        }
+    }
+
+    /// A fake Prove behind the outbound stack: the token endpoint hands out `t1`, `t2`, …; the
+    /// Unify endpoint answers 401 to the first `refusals` calls and then 200, and writes down
+    /// the bearer of each call. A runaway loop is cut off after a few calls.
+    #[derive(Clone, Default)]
+    struct FakeProve {
+        tokens: Arc<AtomicUsize>,
+        bearers: Arc<parking_lot::Mutex<Vec<String>>>,
+        refusals: usize,
+    }
+
+    impl FakeProve {
+        fn client(&self) -> ProveClient {
+            let prove = self.clone();
+            let outbound = tower::service_fn(move |request: OutboundRequest| {
+                let prove = prove.clone();
+                async move {
+                    if request.endpoint == Endpoint::Token {
+                        let n = prove.tokens.fetch_add(1, Ordering::SeqCst) + 1;
+                        let body = format!(
+                            r#"{{"access_token":"t{n}","token_type":"Bearer","expires_in":3600}}"#
+                        );
+                        return Ok(answer(200, &[], &body));
+                    }
+                    let mut bearers = prove.bearers.lock();
+                    if bearers.len() >= 5 {
+                        return Err(ProveError::Request("runaway loop".into()));
+                    }
+                    bearers.push(request.bearer.as_deref().unwrap_or_default().to_owned());
+                    Ok(if bearers.len() <= prove.refusals {
+                        answer(401, &[], r#"{"code":8003,"message":"token expired"}"#)
+                    } else {
+                        answer(200, &[], r#"{"success":"pending","correlationId":"c-9"}"#)
+                    })
+                }
+            });
+            let credentials = |id: &str| crate::config::Credentials {
+                client_id: id.to_owned(),
+                client_secret: "s3cr3t".to_owned().into(),
+            };
+            ProveClient::new(
+                BoxCloneSyncService::new(outbound),
+                credentials("unify-id"),
+                credentials("verify-id"),
+            )
+        }
+
+        fn bearers(&self) -> Vec<String> {
+            self.bearers.lock().clone()
+        }
+    }
+
+    fn unify_request() -> UnifyRequest {
+        UnifyRequest {
+            possession_type: "mobile".into(),
+            phone_number: Some(PHONE.into()),
+            ..UnifyRequest::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_401_drops_the_token_and_tries_once_more_with_a_fresh_one() {
+        let prove = FakeProve {
+            refusals: 1,
+            ..FakeProve::default()
+        };
+        let answer = prove
+            .client()
+            .unify(&unify_request(), CallContext::default())
+            .await
+            .unwrap();
+        assert_eq!(answer.correlation_id, "c-9");
+        assert_eq!(
+            prove.bearers(),
+            ["t1", "t2"],
+            "a fresh token for the second try"
+        );
+        assert_eq!(prove.tokens.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_second_401_stands() {
+        let prove = FakeProve {
+            refusals: usize::MAX,
+            ..FakeProve::default()
+        };
+        let err = prove
+            .client()
+            .unify(&unify_request(), CallContext::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ProveError::Api {
+                    status: 401,
+                    code: Some(8003),
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(prove.bearers(), ["t1", "t2"], "one retry, not more");
+        assert_eq!(prove.tokens.load(Ordering::SeqCst), 2);
+    }
 }

@@ -56,7 +56,7 @@ impl tower::Service<OutboundRequest> for HttpSend {
         let client = self.client.clone();
         let url = self.base_url.join(request.endpoint.path());
         let endpoint = request.endpoint;
-        let span = crate::telemetry::attempt_span(endpoint, request.attempt);
+        let span = crate::telemetry::attempt_span(endpoint.path(), request.attempt);
         let attempt_span = span.clone();
         let started = tokio::time::Instant::now();
         let attempt = async move {
@@ -129,7 +129,7 @@ impl Drop for AttemptFinished {
     fn drop(&mut self) {
         crate::telemetry::attempt_finished(
             &self.span,
-            self.endpoint,
+            self.endpoint.path(),
             self.status,
             self.started.elapsed(),
         );
@@ -181,4 +181,129 @@ fn cause_of(error: &reqwest::Error, fallback: &str) -> String {
         text = fallback.into();
     }
     text
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use futures::FutureExt as _;
+    use tokio::io::AsyncReadExt as _;
+    use tokio::net::{TcpListener, TcpStream};
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::resilience::Endpoint;
+    use crate::resilience::retry::retryable;
+
+    fn request() -> OutboundRequest {
+        OutboundRequest {
+            endpoint: Endpoint::Unify,
+            body: Body::Json(bytes::Bytes::from_static(b"{}")),
+            bearer: None,
+            client_id: "client".into(),
+            deadline: None,
+            attempt: 1,
+        }
+    }
+
+    async fn send(
+        client: reqwest::Client,
+        addr: SocketAddr,
+    ) -> Result<OutboundResponse, ProveError> {
+        let base = url::Url::parse(&format!("http://{addr}")).unwrap();
+        HttpSend::new(client, base).oneshot(request()).await
+    }
+
+    /// Reads one HTTP/1.1 request, head and body, off `stream`: once it returns, the request
+    /// was written in full.
+    async fn read_request(stream: &mut TcpStream) {
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the client closed before its request was complete");
+            seen.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&seen).to_ascii_lowercase();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length: usize = text[..end]
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if seen.len() >= end + 4 + length {
+                    return;
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_unreachable_and_retried() {
+        let addr = {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            listener.local_addr().unwrap()
+        };
+        // Nothing listens there any more: the kernel refuses the connection.
+        let result = send(build_client(Duration::from_secs(5)).unwrap(), addr).await;
+        assert!(
+            matches!(result, Err(ProveError::Unavailable(_))),
+            "{result:?}"
+        );
+        assert_eq!(
+            retryable(&result),
+            Some(None),
+            "Prove never saw it: retried"
+        );
+    }
+
+    #[tokio::test]
+    async fn no_answer_in_time_after_sending_is_a_timeout_of_a_sent_request() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // reqwest's own timeout, on the wall clock: a paused clock would jump past it while the
+        // connection is still being made. Nothing here asserts how long anything took.
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let prove = async {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            read_request(&mut stream).await;
+            // Never answers; holds the connection until the client gives up on it.
+            let _ = stream.read(&mut [0u8; 1]).await;
+        };
+        let (result, ()) = tokio::join!(send(client, addr), prove);
+        assert!(
+            matches!(result, Err(ProveError::Timeout { sent: true })),
+            "{result:?}"
+        );
+        assert_eq!(retryable(&result), None, "Prove may have acted on it");
+    }
+
+    #[tokio::test]
+    async fn a_connection_dropped_after_the_request_was_written_is_lost_and_never_retried() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // A replay would wait for an answer for ever; the timeout turns that into a failure.
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let prove = async {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            read_request(&mut stream).await;
+            drop(stream);
+        };
+        let (result, ()) = tokio::join!(send(client, addr), prove);
+        assert!(
+            matches!(result, Err(ProveError::ConnectionLost(_))),
+            "{result:?}"
+        );
+        assert_eq!(retryable(&result), None, "Prove may have acted on it");
+        assert!(
+            listener.accept().now_or_never().is_none(),
+            "the client sent the request again on a new connection"
+        );
+    }
 }

@@ -437,7 +437,7 @@ where
             let result = limiter.acquire(&key, request.deadline).await;
             match &result {
                 Ok(waited) => crate::telemetry::rate_limit_waited(*waited),
-                Err(error) => crate::telemetry::rate_limit_rejected(error),
+                Err(error) => crate::telemetry::rate_limit_rejected(rejection_reason(error)),
             }
             result?;
             let response = inner.call(request).await?;
@@ -449,10 +449,48 @@ where
     }
 }
 
+/// The metrics' `reason` for a refusal by the limiter (one of
+/// `telemetry::metrics::RATE_LIMIT_REJECTION_REASONS`).
+fn rejection_reason(error: &ProveError) -> &'static str {
+    match error {
+        ProveError::Overloaded { .. } => "queue_full",
+        ProveError::RateLimited {
+            limit: WaitLimit::MaxWait,
+            ..
+        } => "max_wait",
+        _ => "deadline",
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refusal_is_counted_under_its_pre_registered_reason() {
+        let refused = |limit| ProveError::RateLimited {
+            retry_after: Duration::from_secs(1),
+            limit,
+        };
+        let shed = ProveError::Overloaded {
+            retry_after: Duration::from_secs(1),
+        };
+        assert_eq!(rejection_reason(&refused(WaitLimit::MaxWait)), "max_wait");
+        assert_eq!(rejection_reason(&refused(WaitLimit::Deadline)), "deadline");
+        assert_eq!(rejection_reason(&shed), "queue_full");
+        for error in [
+            refused(WaitLimit::MaxWait),
+            refused(WaitLimit::Deadline),
+            shed,
+        ] {
+            assert!(
+                crate::telemetry::metrics::RATE_LIMIT_REJECTION_REASONS
+                    .contains(&rejection_reason(&error)),
+                "{error:?} is counted under a reason that is not pre-registered"
+            );
+        }
+    }
 
     fn limiter(rps: u32, burst: u32, max_wait: Duration, queue: usize) -> LocalRateLimiter {
         LocalRateLimiter::new(&OutboundSettings {

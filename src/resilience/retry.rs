@@ -127,7 +127,7 @@ impl tower::retry::Policy<OutboundRequest, OutboundResponse, ProveError> for Ret
         // `retry_after` cuts Prove's wait to the longest pause, so an answer at the cap asked
         // for at least that long.
         if prove_wait >= LONGEST_WAIT {
-            crate::telemetry::retry_skipped(request.endpoint, "retry_after");
+            crate::telemetry::retry_skipped(request.endpoint.path(), "retry_after");
             return None;
         }
         let delay = self.backoff(request.attempt).max(prove_wait);
@@ -136,14 +136,14 @@ impl tower::retry::Policy<OutboundRequest, OutboundResponse, ProveError> for Ret
                 .checked_add(delay)
                 .is_none_or(|resume| resume >= deadline)
         }) {
-            crate::telemetry::retry_skipped(request.endpoint, "deadline");
+            crate::telemetry::retry_skipped(request.endpoint.path(), "deadline");
             return None;
         }
         if !self.budget.withdraw() {
-            crate::telemetry::retry_skipped(request.endpoint, "budget");
+            crate::telemetry::retry_skipped(request.endpoint.path(), "budget");
             return None;
         }
-        crate::telemetry::retry_scheduled(request.endpoint, request.attempt + 1, delay);
+        crate::telemetry::retry_scheduled(request.endpoint.path(), request.attempt + 1, delay);
         request.attempt += 1;
         Some(Box::pin(async move { tokio::time::sleep(delay).await }))
     }

@@ -22,6 +22,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::body::Body;
 
 use crate::grpc::status;
+use crate::telemetry::{BodyEnd, WatchBody};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -159,12 +160,7 @@ where
             let Ok(mut response) = response;
             // A failure before any message went out travels "trailers-only": in the headers.
             add_error_info(response.headers_mut());
-            Ok(response.map(|body| {
-                Body::new(Answer {
-                    inner: body,
-                    _guard: guard,
-                })
-            }))
+            Ok(response.map(|body| Body::new(WatchBody::new(body, Answer { _guard: guard }))))
         })
     }
 }
@@ -199,40 +195,15 @@ fn add_error_info(headers: &mut http::HeaderMap) {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// An answer's body: keeps its call counted as open until it is finished or dropped, and
-    /// gives a status in its trailers the ErrorInfo tonic left out.
-    struct Answer<B> {
-        #[pin]
-        inner: B,
-        _guard: CallGuard,
-    }
+/// Watches an answer's body: keeps its call counted as open until it is finished or dropped,
+/// and gives a status in its trailers the ErrorInfo tonic left out.
+struct Answer {
+    _guard: CallGuard,
 }
 
-impl<B: http_body::Body> http_body::Body for Answer<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        let polled = self.project().inner.poll_frame(cx);
-        if let Poll::Ready(Some(Ok(mut frame))) = polled {
-            if let Some(trailers) = frame.trailers_mut() {
-                add_error_info(trailers);
-            }
-            return Poll::Ready(Some(Ok(frame)));
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+impl BodyEnd for Answer {
+    fn trailers(&mut self, trailers: &mut http::HeaderMap) {
+        add_error_info(trailers);
     }
 }
 

@@ -3,13 +3,14 @@
 //! and by the tests that check `docs/observability.md` and the Grafana dashboard against what
 //! `/metrics` serves.
 //!
-//! Every label has a small, fixed set of values: method names come from the contract (anything
-//! else is `other`), endpoints from [`Endpoint`], codes and statuses from the protocols.
+//! Every label has a small, fixed set of values: method names come from the contract, handed over
+//! at start ([`register_methods`]; anything else is `other`), endpoints are Prove's paths (also
+//! handed over, [`register_endpoints`]), codes and statuses come from the protocols.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
-use crate::resilience::Endpoint;
+use parking_lot::RwLock;
+use tonic::Code;
 
 /// Counter: RPCs served, by `method` and gRPC `code`.
 pub const RPC_REQUESTS: &str = "prove_gateway_rpc_requests_total";
@@ -25,6 +26,8 @@ pub const RETRIES: &str = "prove_gateway_retries_total";
 pub const RETRIES_SKIPPED: &str = "prove_gateway_retries_skipped_total";
 /// Histogram: time waited for a rate-limit permit in seconds (zero waits included).
 pub const RATE_LIMIT_WAIT: &str = "prove_gateway_rate_limit_wait_seconds";
+/// The `reason`s of [`RETRIES_SKIPPED`].
+pub const RETRY_SKIP_REASONS: [&str; 3] = ["deadline", "budget", "retry_after"];
 /// Counter: calls the rate limiter refused, by `reason` (`deadline`, `max_wait`, `queue_full`).
 pub const RATE_LIMIT_REJECTIONS: &str = "prove_gateway_rate_limit_rejections_total";
 /// The `reason`s of [`RATE_LIMIT_REJECTIONS`].
@@ -125,57 +128,89 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// The `method` label of everything the server serves: the contract's RPCs (read from its
-/// descriptor set, so a new RPC is covered without touching this file), health and reflection.
-/// Anything else is `other`, so a client probing random paths cannot grow the label set.
-static KNOWN_METHODS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    let mut methods = contract_methods();
-    methods.extend(
-        [
-            "grpc.health.v1.Health/Check",
-            "grpc.health.v1.Health/Watch",
-            "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-            "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-        ]
-        .map(String::from),
-    );
-    methods
-});
+/// The methods every gRPC server of the gateway serves besides the contract's: health and
+/// reflection. They are not the domain's, so they are known from the start.
+const BUILT_IN_METHODS: [&str; 4] = [
+    "grpc.health.v1.Health/Check",
+    "grpc.health.v1.Health/Watch",
+    "grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+    "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+];
 
-/// `service/method` of every RPC in the `prove.gateway.v1` contract.
-pub fn contract_methods() -> Vec<String> {
-    use prost::Message as _;
-    let Ok(set) = prost_types::FileDescriptorSet::decode(crate::grpc::FILE_DESCRIPTOR_SET) else {
-        return Vec::new();
-    };
-    let mut methods = Vec::new();
-    for file in set
-        .file
-        .iter()
-        .filter(|f| f.package() == "prove.gateway.v1")
-    {
-        for service in &file.service {
-            for method in &service.method {
-                methods.push(format!(
-                    "{}.{}/{}",
-                    file.package(),
-                    service.name(),
-                    method.name()
-                ));
-            }
+/// The contract's methods (`service/method`), as registered at start.
+static CONTRACT_METHODS: RwLock<Vec<&'static str>> = RwLock::new(Vec::new());
+
+/// Prove's endpoint paths, as registered at start.
+static ENDPOINTS: RwLock<Vec<&'static str>> = RwLock::new(Vec::new());
+
+/// Makes `methods` (`package.Service/Method`, the contract's RPCs) known to the `method` label
+/// and exports a zero `OK` series for each. The server calls it at start with the methods read
+/// from the contract, so a new RPC is covered without touching telemetry. Calling it again with
+/// the same methods changes nothing.
+pub fn register_methods(methods: impl IntoIterator<Item = String>) {
+    let mut known = CONTRACT_METHODS.write();
+    for method in methods {
+        if BUILT_IN_METHODS.contains(&method.as_str()) || known.contains(&method.as_str()) {
+            continue;
+        }
+        // A label must live as long as the recorder; each name is leaked once, and the
+        // contract has a handful.
+        let method: &'static str = Box::leak(method.into_boxed_str());
+        known.push(method);
+        register_method_series(method);
+    }
+}
+
+/// Makes Prove's endpoint `paths` known and exports their zero series (successes, retries and
+/// every skipped-retry reason). The server calls it at start.
+pub fn register_endpoints(paths: impl IntoIterator<Item = &'static str>) {
+    let mut known = ENDPOINTS.write();
+    for path in paths {
+        if !known.contains(&path) {
+            known.push(path);
+            register_endpoint_series(path);
         }
     }
-    methods
 }
 
 /// The `method` label (and span name) for a request path: `service/method` when the server
-/// knows it, else `other`.
+/// knows it (health, reflection, or a registered method of the contract), else `other`, so a
+/// client probing random paths cannot grow the label set.
 pub fn method_label(path: &str) -> &'static str {
     let path = path.strip_prefix('/').unwrap_or(path);
-    KNOWN_METHODS
+    if let Some(method) = BUILT_IN_METHODS.iter().find(|m| **m == path) {
+        return method;
+    }
+    CONTRACT_METHODS
+        .read()
         .iter()
-        .find(|m| m.as_str() == path)
-        .map_or("other", |m| m.as_str())
+        .find(|m| **m == path)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// The name of a gRPC status code, as the `code` label and the semantic conventions'
+/// `rpc.response.status_code` want it.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
 }
 
 /// Starts the Prometheus endpoint on `listen`, describes every metric and registers a
@@ -251,32 +286,18 @@ fn describe() {
     }
 }
 
-const ENDPOINTS: [Endpoint; 6] = [
-    Endpoint::Token,
-    Endpoint::Unify,
-    Endpoint::UnifyStatus,
-    Endpoint::UnifyBind,
-    Endpoint::Verify,
-    Endpoint::VerifyStatus,
-];
-
-/// The series a dashboard or an alert needs before any traffic: successes per contract method
-/// and per endpoint, and every retry and rejection reason. Registering a series without
-/// incrementing it exports it at 0.
+/// The series a dashboard or an alert needs before any traffic: successes per method and per
+/// endpoint (those registered so far; later ones get theirs when registered), and every retry and
+/// rejection reason. Registering a series without incrementing it exports it at 0.
 fn register_zero_series() {
-    for method in contract_methods() {
-        let method = method_label(&method);
-        let _ = ::metrics::counter!(RPC_REQUESTS, "method" => method, "code" => "OK");
-        let _ = ::metrics::histogram!(RPC_DURATION, "method" => method, "code" => "OK");
+    for method in BUILT_IN_METHODS
+        .into_iter()
+        .chain(CONTRACT_METHODS.read().iter().copied())
+    {
+        register_method_series(method);
     }
-    for endpoint in ENDPOINTS {
-        let path = endpoint.path();
-        let _ = ::metrics::counter!(PROVE_REQUESTS, "endpoint" => path, "status" => "200");
-        let _ = ::metrics::histogram!(PROVE_DURATION, "endpoint" => path, "status" => "200");
-        let _ = ::metrics::counter!(RETRIES, "endpoint" => path);
-        for reason in ["deadline", "budget", "retry_after"] {
-            let _ = ::metrics::counter!(RETRIES_SKIPPED, "endpoint" => path, "reason" => reason);
-        }
+    for path in ENDPOINTS.read().iter().copied() {
+        register_endpoint_series(path);
     }
     let _ = ::metrics::histogram!(RATE_LIMIT_WAIT);
     for reason in RATE_LIMIT_REJECTION_REASONS {
@@ -286,28 +307,41 @@ fn register_zero_series() {
     let _ = ::metrics::counter!(TOKEN_FETCHES, "status" => "200");
 }
 
+fn register_method_series(method: &'static str) {
+    let _ = ::metrics::counter!(RPC_REQUESTS, "method" => method, "code" => "OK");
+    let _ = ::metrics::histogram!(RPC_DURATION, "method" => method, "code" => "OK");
+}
+
+fn register_endpoint_series(path: &'static str) {
+    let _ = ::metrics::counter!(PROVE_REQUESTS, "endpoint" => path, "status" => "200");
+    let _ = ::metrics::histogram!(PROVE_DURATION, "endpoint" => path, "status" => "200");
+    let _ = ::metrics::counter!(RETRIES, "endpoint" => path);
+    for reason in RETRY_SKIP_REASONS {
+        let _ = ::metrics::counter!(RETRIES_SKIPPED, "endpoint" => path, "reason" => reason);
+    }
+}
+
 /// One RPC finished with gRPC `code` after `elapsed`.
-pub(super) fn rpc_finished(method: &'static str, code: &'static str, elapsed: Duration) {
+pub(super) fn rpc_finished(method: &'static str, code: Code, elapsed: Duration) {
+    let code = code_name(code);
     ::metrics::counter!(RPC_REQUESTS, "method" => method, "code" => code).increment(1);
     ::metrics::histogram!(RPC_DURATION, "method" => method, "code" => code)
         .record(elapsed.as_secs_f64());
 }
 
-pub(super) fn prove_request(endpoint: Endpoint, status: String, elapsed: Duration) {
-    let path = endpoint.path();
+pub(super) fn prove_request(path: &'static str, status: String, elapsed: Duration) {
     ::metrics::counter!(PROVE_REQUESTS, "endpoint" => path, "status" => status.clone())
         .increment(1);
     ::metrics::histogram!(PROVE_DURATION, "endpoint" => path, "status" => status)
         .record(elapsed.as_secs_f64());
 }
 
-pub(super) fn retry_scheduled(endpoint: Endpoint) {
-    ::metrics::counter!(RETRIES, "endpoint" => endpoint.path()).increment(1);
+pub(super) fn retry_scheduled(endpoint: &'static str) {
+    ::metrics::counter!(RETRIES, "endpoint" => endpoint).increment(1);
 }
 
-pub(super) fn retry_skipped(endpoint: Endpoint, reason: &'static str) {
-    ::metrics::counter!(RETRIES_SKIPPED, "endpoint" => endpoint.path(), "reason" => reason)
-        .increment(1);
+pub(super) fn retry_skipped(endpoint: &'static str, reason: &'static str) {
+    ::metrics::counter!(RETRIES_SKIPPED, "endpoint" => endpoint, "reason" => reason).increment(1);
 }
 
 pub(super) fn rate_limit_waited(waited: Duration) {
@@ -336,15 +370,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn methods_of_the_contract_are_known_and_anything_else_is_other() {
-        let methods = contract_methods();
-        assert!(methods.contains(&"prove.gateway.v1.UnifyService/Unify".to_owned()));
-        assert!(methods.contains(&"prove.gateway.v1.VerifyService/VerifyStatus".to_owned()));
-        assert_eq!(methods.len(), 5, "{methods:?}");
+    fn registered_methods_and_the_built_in_ones_are_known_and_anything_else_is_other() {
+        const BIND: &str = "prove.gateway.v1.UnifyService/UnifyBind";
+        register_methods([BIND.to_owned()]);
+        register_methods([BIND.to_owned()]);
         assert_eq!(
-            method_label("/prove.gateway.v1.UnifyService/UnifyBind"),
-            "prove.gateway.v1.UnifyService/UnifyBind"
+            CONTRACT_METHODS
+                .read()
+                .iter()
+                .filter(|m| **m == BIND)
+                .count(),
+            1,
+            "registered once"
         );
+        assert_eq!(method_label(&format!("/{BIND}")), BIND);
         assert_eq!(
             method_label("/grpc.health.v1.Health/Check"),
             "grpc.health.v1.Health/Check"
@@ -352,6 +391,18 @@ mod tests {
         assert_eq!(method_label("/prove.gateway.v1.UnifyService/Nope"), "other");
         assert_eq!(method_label("/prove.gateway.v1.x"), "other");
         assert_eq!(method_label("/"), "other");
+    }
+
+    #[test]
+    fn every_code_has_its_protocol_name() {
+        // tonic's codes are numbered as the protocol's: 0 OK to 16 UNAUTHENTICATED.
+        let names: Vec<&str> = (0..=16).map(|n| code_name(Code::from_i32(n))).collect();
+        assert_eq!(names[0], "OK");
+        assert_eq!(names[4], "DEADLINE_EXCEEDED");
+        assert_eq!(names[13], "INTERNAL");
+        assert_eq!(names[16], "UNAUTHENTICATED");
+        let distinct: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+        assert_eq!(distinct.len(), 17, "{names:?}");
     }
 
     #[test]

@@ -5,17 +5,19 @@
 //! and failed calls of one method and code write a few lines a second at most: a flood of
 //! refused calls wrote 280,000 lines in 8 s. Metrics and spans still count every call.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::BoxFuture;
 use tokio::time::Instant;
+use tonic::Code;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use super::body_end::{BodyEnd, WatchBody};
 use super::log_throttle::LogThrottle;
+use super::metrics::code_name;
 
 /// Log lines a second at most for failed calls of one method and code.
 const FAILED_LINES_PER_SECOND: usize = 5;
@@ -47,43 +49,16 @@ pub struct GrpcTrace<S> {
     failed_lines: Arc<FailedLines>,
 }
 
-/// gRPC status names, as semantic conventions want them in `rpc.response.status_code`.
-fn code_name(code: i32) -> &'static str {
-    const NAMES: [&str; 17] = [
-        "OK",
-        "CANCELLED",
-        "UNKNOWN",
-        "INVALID_ARGUMENT",
-        "DEADLINE_EXCEEDED",
-        "NOT_FOUND",
-        "ALREADY_EXISTS",
-        "PERMISSION_DENIED",
-        "RESOURCE_EXHAUSTED",
-        "FAILED_PRECONDITION",
-        "ABORTED",
-        "OUT_OF_RANGE",
-        "UNIMPLEMENTED",
-        "INTERNAL",
-        "UNAVAILABLE",
-        "DATA_LOSS",
-        "UNAUTHENTICATED",
-    ];
-    usize::try_from(code)
-        .ok()
-        .and_then(|i| NAMES.get(i))
-        .copied()
-        .unwrap_or("UNKNOWN")
-}
-
 impl<S, B, R> tower::Service<http::Request<B>> for GrpcTrace<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<R>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     B: Send + 'static,
+    R: http_body::Body,
 {
-    type Response = S::Response;
+    type Response = http::Response<WatchBody<R, RpcEnd>>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
+    type Future = BoxFuture<'static, Result<Self::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -116,75 +91,147 @@ where
         let _ = span.set_parent(parent);
         let future = self.inner.call(request);
         let started = Instant::now();
-        let scope = RefCell::new(super::RpcScope {
-            span: span.clone(),
-            correlation_id: None,
-        });
         let instrumented = span.clone();
         let failed_lines = self.failed_lines.clone();
-        Box::pin(super::RPC.scope(scope, async move {
+        Box::pin(super::scope::scope(span.clone(), async move {
             let result = future.instrument(instrumented).await;
-            // Errors travel "trailers-only", with grpc-status in the headers; a response
-            // without it carries OK in its trailers.
-            let code = match &result {
-                Ok(response) => response
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .unwrap_or(0),
-                Err(_) => 2,
+            let finish = Finish {
+                method,
+                span,
+                started,
+                failed_lines,
+                // Read now: the body is sent outside the RPC's scope.
+                correlation_id: super::scope::current_correlation_id().unwrap_or_default(),
             };
-            let name = code_name(code);
-            let elapsed = started.elapsed();
-            span.record("rpc.response.status_code", name);
-            span.record("rpc.grpc.status_code", code);
-            if is_server_error(code) {
-                span.record("otel.status_code", "ERROR");
-                span.record("error.type", name);
+            match result {
+                Ok(response) => {
+                    // An error before any message travels "trailers-only", with grpc-status in
+                    // the headers; otherwise the status comes in the trailers, after the
+                    // messages, and the call is recorded when they go out.
+                    let in_headers = response
+                        .headers()
+                        .get("grpc-status")
+                        .map(|v| Code::from_bytes(v.as_bytes()));
+                    let pending = match in_headers {
+                        Some(code) => {
+                            finish.record(code);
+                            None
+                        }
+                        None => Some(finish),
+                    };
+                    Ok(response.map(|body| WatchBody::new(body, RpcEnd(pending))))
+                }
+                Err(error) => {
+                    finish.record(Code::Unknown);
+                    Err(error)
+                }
             }
-            super::metrics::rpc_finished(method, name, elapsed);
-            let correlation_id = super::current_correlation_id().unwrap_or_default();
-            // Outside the span: inside, each line repeated the span's fields twice (`span`,
-            // `spans`), 800 bytes where 200 say it all.
-            let latency_ms = elapsed.as_micros() as f64 / 1000.0;
-            let suppressed = if code == 0 {
-                Some(0)
-            } else {
-                failed_lines
-                    .lock()
-                    .entry((method, name))
-                    .or_insert_with(|| LogThrottle::new(FAILED_LINES_PER_SECOND as u32))
-                    .admit(Instant::now())
-            };
-            match suppressed {
-                None => {}
-                Some(0) => tracing::info!(
-                    method,
-                    code = name,
-                    latency_ms,
-                    correlation_id = %correlation_id,
-                    "rpc"
-                ),
-                Some(suppressed) => tracing::info!(
-                    method,
-                    code = name,
-                    latency_ms,
-                    correlation_id = %correlation_id,
-                    suppressed,
-                    "rpc"
-                ),
-            }
-            result
         }))
+    }
+}
+
+/// Watches an answer's body for the status in its trailers, and records the call then.
+pub struct RpcEnd(Option<Finish>);
+
+impl BodyEnd for RpcEnd {
+    fn trailers(&mut self, trailers: &mut http::HeaderMap) {
+        if let Some(finish) = self.0.take() {
+            // Trailers without a status are a broken answer: the caller sees no OK either.
+            let code = trailers
+                .get("grpc-status")
+                .map_or(Code::Unknown, |v| Code::from_bytes(v.as_bytes()));
+            finish.record(code);
+        }
+    }
+
+    fn end(&mut self, finished: bool) {
+        if let Some(finish) = self.0.take() {
+            // Over without trailers: no status was sent (UNKNOWN), or the body never finished
+            // because the caller reset the stream or the connection went away (CANCELLED, as
+            // gRPC servers count a call its client gave up on).
+            finish.record(if finished {
+                Code::Unknown
+            } else {
+                Code::Cancelled
+            });
+        }
+    }
+}
+
+/// Everything needed to record a call once its status is known.
+struct Finish {
+    method: &'static str,
+    span: tracing::Span,
+    started: Instant,
+    failed_lines: Arc<FailedLines>,
+    correlation_id: String,
+}
+
+impl Finish {
+    /// Records the call's outcome on its span (which then ends), in the RPC metrics and in its
+    /// log line.
+    fn record(self, code: Code) {
+        let Self {
+            method,
+            span,
+            started,
+            failed_lines,
+            correlation_id,
+        } = self;
+        let name = code_name(code);
+        let elapsed = started.elapsed();
+        span.record("rpc.response.status_code", name);
+        span.record("rpc.grpc.status_code", code as i32);
+        if is_server_error(code) {
+            span.record("otel.status_code", "ERROR");
+            span.record("error.type", name);
+        }
+        super::metrics::rpc_finished(method, code, elapsed);
+        // Outside the span: inside, each line repeated the span's fields twice (`span`,
+        // `spans`), 800 bytes where 200 say it all.
+        let latency_ms = elapsed.as_micros() as f64 / 1000.0;
+        let suppressed = if code == Code::Ok {
+            Some(0)
+        } else {
+            failed_lines
+                .lock()
+                .entry((method, name))
+                .or_insert_with(|| LogThrottle::new(FAILED_LINES_PER_SECOND as u32))
+                .admit(Instant::now())
+        };
+        match suppressed {
+            None => {}
+            Some(0) => tracing::info!(
+                method,
+                code = name,
+                latency_ms,
+                correlation_id = %correlation_id,
+                "rpc"
+            ),
+            Some(suppressed) => tracing::info!(
+                method,
+                code = name,
+                latency_ms,
+                correlation_id = %correlation_id,
+                suppressed,
+                "rpc"
+            ),
+        }
     }
 }
 
 /// The codes the gRPC semantic conventions count as a server span error: the server's fault,
 /// not the caller's (INVALID_ARGUMENT, NOT_FOUND and the like leave the status unset).
-fn is_server_error(code: i32) -> bool {
-    // UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
-    matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
+fn is_server_error(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss
+    )
 }
 
 #[cfg(test)]
@@ -202,6 +249,13 @@ mod tests {
 
     const UNIFY: &str = "/prove.gateway.v1.UnifyService/Unify";
     const VERIFY: &str = "/prove.gateway.v1.VerifyService/Verify";
+
+    /// What the server does at start: the contract's methods become labels.
+    fn known_methods() {
+        super::super::metrics::register_methods(
+            [UNIFY, VERIFY].map(|m| m.trim_start_matches('/').to_owned()),
+        );
+    }
 
     /// The JSON log lines written while it is the thread's subscriber, formatted as `init` does.
     #[derive(Clone, Default)]
@@ -257,15 +311,89 @@ mod tests {
 
     /// One call of `path` through `layer`, answered with `code`.
     async fn call(layer: &GrpcTraceLayer, path: &'static str, code: Code) {
+        known_methods();
+        use http_body_util::BodyExt as _;
         let inner = tower::service_fn(move |_: http::Request<()>| async move {
             Ok::<_, Infallible>(if code == Code::Ok {
-                http::Response::new(())
+                // A success: a message, then OK in the trailers.
+                streamed(trailers_of(&tonic::Status::ok("")))
             } else {
-                tonic::Status::new(code, "refused").into_http::<()>()
+                // A failure: "trailers-only", the status in the headers.
+                tonic::Status::new(code, "refused").into_http::<tonic::body::Body>()
             })
         });
         let request = http::Request::builder().uri(path).body(()).unwrap();
-        layer.layer(inner).oneshot(request).await.unwrap();
+        let response = layer.layer(inner).oneshot(request).await.unwrap();
+        response.into_body().collect().await.unwrap();
+    }
+
+    fn trailers_of(status: &tonic::Status) -> http::HeaderMap {
+        let mut trailers = http::HeaderMap::new();
+        status.add_header(&mut trailers).unwrap();
+        trailers
+    }
+
+    /// An answer that streams one message and then `trailers`, as tonic sends a status once a
+    /// message went out (or any status of a streaming call).
+    fn streamed(trailers: http::HeaderMap) -> http::Response<tonic::body::Body> {
+        let frames: Vec<Result<http_body::Frame<bytes::Bytes>, tonic::Status>> = vec![
+            Ok(http_body::Frame::data(bytes::Bytes::from_static(&[0; 5]))),
+            Ok(http_body::Frame::trailers(trailers)),
+        ];
+        http::Response::new(tonic::body::Body::new(http_body_util::StreamBody::new(
+            futures::stream::iter(frames),
+        )))
+    }
+
+    #[tokio::test]
+    async fn a_status_in_the_trailers_is_the_calls_code() {
+        use http_body_util::BodyExt as _;
+        known_methods();
+        let (lines, _guard) = Lines::capture();
+        let trailers = trailers_of(&tonic::Status::internal("stream broke"));
+        let answer = Arc::new(parking_lot::Mutex::new(Some(streamed(trailers))));
+        let inner = tower::service_fn(move |_: http::Request<()>| {
+            let answer = answer.lock().take().unwrap();
+            async move { Ok::<_, Infallible>(answer) }
+        });
+        let request = http::Request::builder().uri(UNIFY).body(()).unwrap();
+        let response = GrpcTraceLayer::default()
+            .layer(inner)
+            .oneshot(request)
+            .await
+            .unwrap();
+        let collected = response.into_body().collect().await.unwrap();
+        assert_eq!(collected.trailers().unwrap()["grpc-status"], "13");
+        assert_eq!(lines.count(UNIFY, "INTERNAL"), 1, "{:?}", lines.rpc());
+        assert_eq!(lines.count(UNIFY, "OK"), 0, "{:?}", lines.rpc());
+    }
+
+    #[tokio::test]
+    async fn an_answer_dropped_before_its_status_went_out_is_cancelled() {
+        use http_body_util::BodyExt as _;
+        known_methods();
+        let (lines, _guard) = Lines::capture();
+        let inner = tower::service_fn(|_: http::Request<()>| async {
+            Ok::<_, Infallible>(streamed(trailers_of(&tonic::Status::ok(""))))
+        });
+        let request = http::Request::builder().uri(VERIFY).body(()).unwrap();
+        let response = GrpcTraceLayer::default()
+            .layer(inner)
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert!(
+            lines.rpc().is_empty(),
+            "recorded before the status: {:?}",
+            lines.rpc()
+        );
+        let mut body = response.into_body();
+        let message = body.frame().await.unwrap().unwrap();
+        assert!(message.is_data());
+        // The caller resets the stream: the server drops the body before its trailers.
+        drop(body);
+        assert_eq!(lines.count(VERIFY, "CANCELLED"), 1, "{:?}", lines.rpc());
+        assert_eq!(lines.rpc().len(), 1);
     }
 
     #[tokio::test]
