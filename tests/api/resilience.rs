@@ -116,6 +116,62 @@ async fn thirty_percent_server_errors_are_ridden_out_within_the_retry_budget() {
     );
 }
 
+/// The retry budget as documented in `src/resilience/retry.rs`: retries may add half the
+/// requests of the last ten seconds, plus a reserve of 2 per second over those ten seconds (20).
+/// Literal numbers on purpose: a test that read the code's constants would move with them.
+fn documented_retry_budget(first_attempts: usize, elapsed: Duration) -> usize {
+    // Spent retries leave the window after ten seconds too, so each further ten seconds (only on
+    // a machine slow enough to take that long) can bring another reserve.
+    let windows = 1 + elapsed.as_secs() as usize / 10;
+    first_attempts / 2 + 20 * windows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_total_outage_adds_at_most_the_retry_budget_not_attempts_times_calls() {
+    // Every attempt fails and each call may make 10: without a budget, 100 calls would send
+    // 9 retries each (900). Limits are out of the way (the simulator's rate limit off, the
+    // gateway's limiter far above what 100 calls need), so only the budget can stop retries.
+    let sim = SimulatorConfig {
+        rate_limit_rps: 0,
+        faults: Faults {
+            error_rate: 1.0,
+            ..Faults::none()
+        },
+        ..SimulatorConfig::default()
+    };
+    let outbound = OutboundSettings {
+        rate_limit_rps: 10_000,
+        rate_limit_burst: 10_000,
+        retry_max_attempts: 10,
+        retry_base_delay: Duration::from_millis(1),
+        retry_max_delay: Duration::from_millis(5),
+        ..OutboundSettings::default()
+    };
+    let app = spawn_app_with(sim, outbound).await;
+
+    let started = Instant::now();
+    let results = concurrent_unify(&app, 100).await;
+    let elapsed = started.elapsed();
+
+    for result in &results {
+        let err = result.as_ref().expect_err("every attempt fails");
+        assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+        assert_eq!(error_info(err).reason, "PROVE_INTERNAL_ERROR");
+    }
+    let records = app.sim.records();
+    let retries = records.count("/v3/unify") - 100;
+    // The token request is a first attempt too, and earns budget like the others.
+    let first_attempts = 100 + records.count("/token");
+    let allowed = documented_retry_budget(first_attempts, elapsed);
+    eprintln!("total outage: 100 calls, {retries} retries in {elapsed:?} (budget {allowed}, 900 without one)");
+    assert!(
+        retries <= allowed,
+        "{retries} retries, the budget allows {allowed}"
+    );
+    // The reserve alone lets 20 through: the budget limits retries, it does not forbid them.
+    assert!(retries >= 20, "{retries} retries");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_429_with_retry_after_2_nothing_reaches_prove_for_2_seconds() {
     let app = spawn_app_with(SimulatorConfig::default(), OutboundSettings::default()).await;
