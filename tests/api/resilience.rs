@@ -323,58 +323,77 @@ async fn a_call_with_a_short_deadline_behind_a_full_queue_is_refused_at_once() {
     for call in waiting {
         call.await.unwrap().unwrap();
     }
+    // The last waiting call took the permit of its second, so the next one is about a second
+    // away: far past this call's 100 ms.
     let err = client
         .unify(with_timeout(unify(), Duration::from_millis(100)))
-        .await;
-    if let Err(err) = err {
-        assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
-        assert_eq!(error_info(&err).reason, "GATEWAY_RATE_LIMITED");
-    }
+        .await
+        .expect_err("a wait longer than the deadline is refused");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert_eq!(error_info(&err).reason, "GATEWAY_RATE_LIMITED");
+    assert!(err.get_details_retry_info().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_stop_at_the_callers_deadline() {
-    let sim = SimulatorConfig {
-        faults: Faults {
-            error_rate: 1.0,
-            latency: Duration::from_millis(50),
-            ..Faults::none()
-        },
-        ..SimulatorConfig::default()
-    };
+    // Every attempt takes 350 ms to fail, and the next follows within 20 ms: attempts start near
+    // 0, 360 and 720 ms, and the third is still at Prove when the 1 s deadline comes (three
+    // take at least 1,050 ms; the third starts with about 280 ms to spare).
     let outbound = OutboundSettings {
         retry_max_attempts: 50,
-        retry_base_delay: Duration::from_millis(100),
-        retry_max_delay: Duration::from_millis(200),
+        retry_base_delay: Duration::from_millis(10),
+        retry_max_delay: Duration::from_millis(20),
         ..OutboundSettings::default()
     };
-    let app = spawn_app_with(sim, outbound).await;
-    let mut client = app.unify.clone();
+    let app = spawn_app_with(SimulatorConfig::default(), outbound).await;
+    let mut warm = app.unify.clone();
+    warm.unify(unify()).await.unwrap(); // the token, so that attempts start at once
+    app.sim.set_faults(Faults {
+        error_rate: 1.0,
+        latency: Duration::from_millis(350),
+        ..Faults::none()
+    });
+    app.sim.reset_records();
 
+    // A bare HTTP/2 client sends the grpc-timeout without enforcing it itself (tonic's client
+    // would report its own timer as CANCELLED): the status is the gateway's.
+    let body = crate::raw::frame(&prost::Message::encode_to_vec(&unify()));
     let asked = Instant::now();
-    let err = client
-        .unify(with_timeout(unify(), Duration::from_secs(1)))
-        .await
-        .unwrap_err();
+    let status = crate::raw::call(
+        app.addr,
+        crate::raw::UNIFY,
+        &[("grpc-timeout", "1000m")],
+        body,
+    )
+    .await;
     let deadline = asked + Duration::from_secs(1);
 
-    assert!(
-        // The gateway answers with the last 500 when no retry fits, or the deadline cuts the
-        // last attempt off (the client then reports its own timeout as CANCELLED).
-        matches!(
-            err.code(),
-            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
-        ),
-        "{err:?}"
-    );
+    // README: "Prove too slow, deadline reached" is DEADLINE_EXCEEDED / UPSTREAM_TIMEOUT.
+    crate::raw::assert_gateway_error(&status, Code::DeadlineExceeded, "UPSTREAM_TIMEOUT");
+    // Records are made on arrival, so an attempt sent late would show up. Nothing can be
+    // polled for an attempt that must never come: wait well past the longest backoff (20 ms)
+    // plus the time to send one, then look.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let records = app.sim.records();
     let attempts: Vec<_> = records.for_path("/v3/unify").collect();
+    eprintln!(
+        "deadline 1 s: attempts arrived at {:?}",
+        attempts
+            .iter()
+            .map(|a| a.received - asked)
+            .collect::<Vec<_>>()
+    );
     assert!(attempts.len() >= 2, "retried before the deadline");
-    assert!(attempts.len() < 50, "stopped long before the attempt cap");
-    for attempt in attempts {
+    assert!(attempts.len() <= 3, "no fourth attempt of 350 ms fits in 1 s");
+    for attempt in &attempts {
         assert!(
             attempt.received < deadline,
-            "an attempt was sent after the deadline"
+            "an attempt arrived {:?} after the deadline",
+            attempt.received - deadline
         );
     }
+    assert!(
+        attempts.last().is_some_and(|a| a.status.is_none()),
+        "the last attempt was cut off at the deadline, unanswered"
+    );
 }
