@@ -277,7 +277,10 @@ async fn a_connection_dropped_after_sending_is_not_sent_again_even_with_retries_
     let records = app.sim.records();
     let arrivals: Vec<_> = records.for_path("/v3/unify").collect();
     assert_eq!(arrivals.len(), 1, "sent once: {arrivals:?}");
-    assert_eq!(arrivals[0].fault, Some(prove_gateway::simulator::FaultKind::Drop));
+    assert_eq!(
+        arrivals[0].fault,
+        Some(prove_gateway::simulator::FaultKind::Drop)
+    );
     assert!(
         err.get_details_retry_info().is_none(),
         "the outcome is unknown: the caller should ask the status first, not just retry"

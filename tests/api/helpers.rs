@@ -202,7 +202,11 @@ impl LogCapture {
             }
         })
         .await;
-        assert!(found.is_ok(), "no log line with {needle:?}:\n{}", self.text());
+        assert!(
+            found.is_ok(),
+            "no log line with {needle:?}:\n{}",
+            self.text()
+        );
     }
 }
 

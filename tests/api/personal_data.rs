@@ -54,7 +54,10 @@ async fn verify_and_its_status_log_no_name_email_or_phone_number() {
     let text = logs.text();
     // The capture is live: both RPCs and both Prove calls left lines in it.
     for expected in ["/v3/verify", "/v3/verify-status", "VerifyStatus"] {
-        assert!(text.contains(expected), "no {expected:?} in the log:\n{text}");
+        assert!(
+            text.contains(expected),
+            "no {expected:?} in the log:\n{text}"
+        );
     }
     let lowercase = text.to_lowercase();
     for secret in [

@@ -26,15 +26,15 @@ async fn concurrent_unify(app: &TestApp, n: usize) -> Vec<Result<(), tonic::Stat
     futures::future::join_all(calls).await
 }
 
-/// The largest number of requests the upstream received within any one second.
-fn busiest_second(requests: &[RecordedRequest]) -> usize {
+/// The largest number of requests the upstream received within any `window`.
+fn most_within(requests: &[RecordedRequest], window: Duration) -> usize {
     let mut times: Vec<Instant> = requests.iter().map(|r| r.received).collect();
     times.sort();
     (0..times.len())
         .map(|i| {
             times[i..]
                 .iter()
-                .take_while(|t| **t < times[i] + Duration::from_secs(1))
+                .take_while(|t| **t < times[i] + window)
                 .count()
         })
         .max()
@@ -62,12 +62,15 @@ async fn two_hundred_concurrent_calls_never_trip_proves_rate_limit() {
             .count(),
         0
     );
-    let busiest = busiest_second(records.requests());
-    eprintln!("200 concurrent calls: busiest second at the upstream had {busiest} requests");
-    assert!(
-        busiest <= 25,
-        "{busiest} requests reached Prove within one second"
-    );
+    // Prove's own check, per Unix second, is the 429 count above. Counted over any sliding
+    // second, the gateway's spacing (40.8 ms) puts 25 requests in 979 ms, so arrival jitter of
+    // 20 ms can make a 26th: four runs all saw exactly 25, with no room to spare. Counting
+    // over 900 ms gives headroom: 26 arrivals in 900 ms need 120 ms of jitter, while a limiter
+    // sending 28 or more per second, or any burst, still fails it.
+    let busiest = most_within(records.requests(), Duration::from_secs(1));
+    let most = most_within(records.requests(), Duration::from_millis(900));
+    eprintln!("200 concurrent calls: at most {busiest} requests in a second, {most} in 900 ms");
+    assert!(most <= 25, "{most} requests reached Prove within 900 ms");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +166,9 @@ async fn a_total_outage_adds_at_most_the_retry_budget_not_attempts_times_calls()
     // The token request is a first attempt too, and earns budget like the others.
     let first_attempts = 100 + records.count("/token");
     let allowed = documented_retry_budget(first_attempts, elapsed);
-    eprintln!("total outage: 100 calls, {retries} retries in {elapsed:?} (budget {allowed}, 900 without one)");
+    eprintln!(
+        "total outage: 100 calls, {retries} retries in {elapsed:?} (budget {allowed}, 900 without one)"
+    );
     assert!(
         retries <= allowed,
         "{retries} retries, the budget allows {allowed}"
@@ -184,7 +189,10 @@ async fn after_a_429_with_retry_after_2_nothing_reaches_prove_for_2_seconds() {
         let mut client = app.unify.clone();
         async move { client.unify(unify()).await }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The second call starts once the first has had its 429.
+    while app.sim.records().count_status("/v3/unify", 429) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let second = tokio::spawn({
         let mut client = app.unify.clone();
         async move { client.unify(unify()).await }
@@ -268,6 +276,7 @@ async fn remaining_zero_holds_the_calls_already_queued_until_the_reset() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
+    // A wait for the wall clock's next second, which nothing else can signal.
     tokio::time::sleep(
         Duration::from_secs(1) - Duration::from_nanos(u64::from(into_second))
             + Duration::from_millis(20),
@@ -304,6 +313,8 @@ async fn a_call_with_a_short_deadline_behind_a_full_queue_is_refused_at_once() {
             tokio::spawn(async move { client.unify(unify()).await })
         })
         .collect();
+    // The two calls wait inside the gateway's limiter, where neither the simulator's records nor
+    // the client can see them: give them time to get there.
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let mut client = app.unify.clone();
@@ -384,7 +395,10 @@ async fn retries_stop_at_the_callers_deadline() {
             .collect::<Vec<_>>()
     );
     assert!(attempts.len() >= 2, "retried before the deadline");
-    assert!(attempts.len() <= 3, "no fourth attempt of 350 ms fits in 1 s");
+    assert!(
+        attempts.len() <= 3,
+        "no fourth attempt of 350 ms fits in 1 s"
+    );
     for attempt in &attempts {
         assert!(
             attempt.received < deadline,

@@ -252,6 +252,7 @@ async fn late_wakeups_never_put_more_than_the_rate_into_one_second_of_the_shared
             })
         })
         .collect();
+    // The callers' reservations are made in Redis, out of the test's sight: let them get there.
     tokio::time::sleep(Duration::from_millis(50)).await;
     // A stalled machine: this runtime's only thread does nothing for two seconds, so every
     // waiter wakes late, at once.

@@ -133,7 +133,10 @@ async fn shutdown_reports_not_serving_lets_calls_finish_and_refuses_new_ones() {
         .expect("the drain ends with the last call, long before the drain timeout")
         .unwrap()
         .expect("run returns Ok after draining");
-    eprintln!("clean drain took {:?} (drain timeout 30 s)", asked.elapsed());
+    eprintln!(
+        "clean drain took {:?} (drain timeout 30 s)",
+        asked.elapsed()
+    );
 }
 
 /// Runs the real binary against a slow simulator, sends SIGTERM while a call is in flight.
@@ -168,7 +171,10 @@ async fn sigterm_lets_the_call_in_flight_finish_and_exits_zero() {
 
     let mut client = UnifyServiceClient::new(channel);
     let in_flight = tokio::spawn(async move { client.unify(unify()).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGTERM once the simulator holds the call (records are made on arrival).
+    while sim.records().in_flight().count() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let pid = child.id().expect("running").to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -200,14 +206,23 @@ async fn during_the_shutdown_delay_health_is_not_serving_but_calls_are_still_ser
     let mut client = app.unify.clone();
     let addr = app.addr;
     let stopping = tokio::spawn(app.stop());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    let status = health
-        .check(HealthCheckRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(status.status(), ServingStatus::NotServing);
+    // Health turns NOT_SERVING as soon as the stop is seen; the 800 ms delay is still running
+    // when it does (a failure to turn would end in the timeout, not pass).
+    tokio::time::timeout(Duration::from_millis(700), async {
+        loop {
+            let status = health
+                .check(HealthCheckRequest::default())
+                .await
+                .unwrap()
+                .into_inner();
+            if status.status() == ServingStatus::NotServing {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("health turns NOT_SERVING during the shutdown delay");
     client
         .unify(unify())
         .await
@@ -237,6 +252,7 @@ async fn a_half_sent_call_does_not_hold_shutdown_until_the_drain_timeout() {
         .unwrap();
     send.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 100, 1, 2]), false)
         .unwrap();
+    // The part-message must reach the server's handler, which no one outside can see.
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let asked = tokio::time::Instant::now();
