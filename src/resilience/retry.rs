@@ -283,7 +283,10 @@ mod tests {
         );
         let low = draws.iter().filter(|d| **d < cap / 4).count();
         eprintln!("backoff over 10,000 draws: mean {mean:?} of a {cap:?} cap, {low} below cap/4");
-        assert!((2_000..=3_000).contains(&low), "{low} of 10,000 below cap/4");
+        assert!(
+            (2_000..=3_000).contains(&low),
+            "{low} of 10,000 below cap/4"
+        );
         assert!(draws.iter().any(|d| *d < cap / 100), "no draw near zero");
         assert!(draws.iter().all(|d| *d <= cap));
     }
