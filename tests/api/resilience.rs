@@ -379,8 +379,17 @@ async fn retries_stop_at_the_callers_deadline() {
     .await;
     let deadline = asked + Duration::from_secs(1);
 
-    // README: "Prove too slow, deadline reached" is DEADLINE_EXCEEDED / UPSTREAM_TIMEOUT.
-    crate::raw::assert_gateway_error(&status, Code::DeadlineExceeded, "UPSTREAM_TIMEOUT");
+    // README: "Prove too slow, deadline reached" is DEADLINE_EXCEEDED / UPSTREAM_TIMEOUT. The
+    // edge answers CALLER_DEADLINE_EXCEEDED 10 ms after the deadline for a handler that has
+    // not; on a loaded machine (the whole suite on two cores) a run saw the edge win, so both
+    // documented deadline answers are accepted. Never CANCELLED or UNAVAILABLE.
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    let infos = crate::raw::error_infos(&status);
+    assert_eq!(infos.len(), 1, "{status:?}");
+    assert!(
+        ["UPSTREAM_TIMEOUT", "CALLER_DEADLINE_EXCEEDED"].contains(&infos[0].reason.as_str()),
+        "{status:?}"
+    );
     // Records are made on arrival, so an attempt sent late would show up. Nothing can be
     // polled for an attempt that must never come: wait well past the longest backoff (20 ms)
     // plus the time to send one, then look.
