@@ -378,6 +378,40 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_one_hour_token_is_refreshed_60_seconds_before_it_expires() {
+        // Prove's tokens last an hour; the gateway asks for a new one 60 s before that, counted
+        // from when it asked for the old one (the answer's 100 ms are part of the token's life).
+        let prove = FakeProve::accepting("3600");
+        let tokens = prove.source();
+        let asked = Instant::now();
+        tokens.token(None).await.unwrap();
+        let refresh_at = asked + Duration::from_secs(3540);
+
+        tokio::time::advance(refresh_at - Duration::from_millis(1) - Instant::now()).await;
+        tokens.token(None).await.unwrap();
+        assert_eq!(prove.requests(), 1, "still fresh 1 ms before the margin");
+
+        tokio::time::advance(Duration::from_millis(1)).await;
+        tokens.token(None).await.unwrap();
+        assert_eq!(prove.requests(), 2, "refreshed 60 s before expiry");
+        // The new token is again good for 3,540 s from its request.
+        tokio::time::advance(Duration::from_secs(3000)).await;
+        tokens.token(None).await.unwrap();
+        assert_eq!(prove.requests(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn twenty_callers_of_an_expired_token_share_one_refresh() {
+        let prove = FakeProve::accepting("3600");
+        let tokens = prove.source();
+        tokens.token(None).await.unwrap();
+        tokio::time::advance(Duration::from_secs(3540)).await;
+        let results = join_all((0..20).map(|_| tokens.token(None))).await;
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(prove.requests(), 2, "one refresh for twenty callers");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_negative_or_garbage_expires_in_is_a_bad_response() {
         for garbage in [
             "-1",

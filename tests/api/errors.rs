@@ -12,8 +12,8 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 use crate::helpers::{
-    credentials, error_info, prove_error, spawn_app, spawn_app_configured, spawn_app_with,
-    unify_request as unify,
+    LogCapture, credentials, error_info, prove_error, spawn_app, spawn_app_configured,
+    spawn_app_with, unify_request as unify,
 };
 
 /// Asserts the gRPC code, ErrorInfo reason and domain, and Prove's code in both places.
@@ -251,6 +251,95 @@ async fn a_dropped_connection_is_unavailable() {
     .await;
     assert_eq!(err.code(), Code::Unavailable, "{err:?}");
     assert_eq!(error_info(&err).reason, "UPSTREAM_UNAVAILABLE");
+}
+
+#[tokio::test]
+async fn a_connection_dropped_after_sending_is_not_sent_again_even_with_retries_on() {
+    // Prove may have acted on a request whose connection broke after it arrived (a status step
+    // it answered once answers 403 when repeated), so the gateway must not send it again:
+    // default retries (5 attempts), and the simulator cuts every /v3 connection on arrival.
+    let sim = SimulatorConfig {
+        faults: Faults {
+            drop_rate: 1.0,
+            ..Faults::none()
+        },
+        ..SimulatorConfig::default()
+    };
+    let mut app = spawn_app_with(sim, OutboundSettings::default()).await;
+    let err = app
+        .unify
+        .unify(unify(PossessionType::Mobile, "2001004014"))
+        .await
+        .unwrap_err();
+
+    assert_eq!(err.code(), Code::Unavailable, "{err:?}");
+    assert_eq!(error_info(&err).reason, "UPSTREAM_UNAVAILABLE");
+    let records = app.sim.records();
+    let arrivals: Vec<_> = records.for_path("/v3/unify").collect();
+    assert_eq!(arrivals.len(), 1, "sent once: {arrivals:?}");
+    assert_eq!(
+        arrivals[0].fault,
+        Some(prove_gateway::simulator::FaultKind::Drop)
+    );
+    assert!(
+        err.get_details_retry_info().is_none(),
+        "the outcome is unknown: the caller should ask the status first, not just retry"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_refused_before_sending_is_retried() {
+    // Runs on the current-thread runtime, so the capture sees this test's gateway only.
+    let logs = LogCapture::start();
+    // A port bound but not listening: connections to it are refused, so nothing is sent.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let prove_addr = socket.local_addr().unwrap();
+    let app = spawn_app_configured(SimulatorConfig::default(), |settings| {
+        if let prove_gateway::config::Upstream::Prove { base_url, .. } = &mut settings.upstream {
+            *base_url = format!("http://{prove_addr}").parse().unwrap();
+        }
+        settings.outbound = OutboundSettings {
+            retry_max_attempts: 50,
+            retry_base_delay: Duration::from_millis(20),
+            retry_max_delay: Duration::from_millis(50),
+            ..OutboundSettings::default()
+        };
+    })
+    .await;
+    let call = tokio::spawn({
+        let mut client = app.unify.clone();
+        async move {
+            client
+                .unify(unify(PossessionType::Mobile, "2001004014"))
+                .await
+        }
+    });
+
+    // The first request (the token's) was refused and a retry is scheduled: now Prove comes up
+    // on that port. (Between the socket's close and the simulator's bind another process could
+    // take the port; the window is microseconds.)
+    logs.wait_for("retry.scheduled").await;
+    drop(socket);
+    let prove = prove_gateway::simulator::spawn(SimulatorConfig {
+        listen: prove_addr,
+        ..SimulatorConfig::default()
+    })
+    .await
+    .expect("the refused port is free again");
+
+    call.await
+        .unwrap()
+        .expect("the refused request was retried and the call went through");
+    let text = logs.text();
+    let scheduled = text
+        .lines()
+        .find(|line| line.contains("retry.scheduled"))
+        .unwrap();
+    assert!(scheduled.contains("/token"), "{scheduled}");
+    let records = prove.records();
+    assert_eq!(records.count("/token"), 1, "only the retry reached Prove");
+    assert_eq!(records.count("/v3/unify"), 1);
 }
 
 #[tokio::test]

@@ -154,3 +154,71 @@ pub fn unify_request(possession: PossessionType, phone: &str) -> UnifyRequest {
 pub fn mobile_unify() -> UnifyRequest {
     unify_request(PossessionType::Mobile, "2001004014")
 }
+
+/// The log lines of one test only: a subscriber installed as this thread's default for as long
+/// as the capture lives. On tokio's default (current-thread) test runtime every task of the
+/// test, the gateway's and the simulator's included, runs on this thread, and no other test's
+/// lines can mix in (a global subscriber would collect every test of the binary).
+pub struct LogCapture {
+    buffer: std::sync::Arc<parking_lot::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl LogCapture {
+    /// Captures everything the gateway and simulator log (TRACE), and INFO from dependencies,
+    /// with each event's span fields and a line for each span's close (so span fields show up
+    /// even where no event was logged).
+    pub fn start() -> Self {
+        let buffer = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let writer = {
+            let buffer = buffer.clone();
+            move || CaptureWriter(buffer.clone())
+        };
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "info,prove_gateway=trace",
+            ))
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_ansi(false)
+            .with_writer(writer)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        Self {
+            buffer,
+            _guard: guard,
+        }
+    }
+
+    /// Everything captured so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buffer.lock()).into_owned()
+    }
+
+    /// Waits until a captured line contains `needle`, for at most ten seconds.
+    pub async fn wait_for(&self, needle: &str) {
+        let found = tokio::time::timeout(Duration::from_secs(10), async {
+            while !self.text().contains(needle) {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        assert!(
+            found.is_ok(),
+            "no log line with {needle:?}:\n{}",
+            self.text()
+        );
+    }
+}
+
+struct CaptureWriter(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

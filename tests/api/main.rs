@@ -8,6 +8,7 @@ mod health;
 mod helpers;
 mod limiter;
 mod metrics_endpoint;
+mod personal_data;
 mod protocol_errors;
 mod raw;
 mod resilience;

@@ -112,15 +112,36 @@ async fn an_unreachable_redis_falls_back_to_the_local_limiter() {
         .unwrap()
         .port();
     let sim = simulator::spawn(SimulatorConfig::default()).await.unwrap();
-    let mut app = spawn_gateway(sim.clone(), |s| {
+    let app = spawn_gateway(sim.clone(), |s| {
         s.outbound = shared(&format!("redis://127.0.0.1:{port}"));
     })
     .await;
-    app.unify
-        .unify(unify())
-        .await
-        .expect("served without Redis");
-    assert_eq!(sim.records().count_status("/v3/unify", 200), 1);
+
+    // Fifty calls at once with Redis down: served, and still held to the rate by the local
+    // limiter, not sent as fast as they come.
+    assert_eq!(calls(&app, 50).await, 50, "served without Redis");
+
+    let records = sim.records();
+    assert_eq!(records.count_status("/v3/unify", 200), 50);
+    assert_eq!(
+        records
+            .requests()
+            .iter()
+            .filter(|r| r.status == Some(429))
+            .count(),
+        0
+    );
+    // 51 requests (the token and 50 calls) at 24.5 per second span about 2.04 s; without a
+    // limiter they all arrive within a few tens of milliseconds. 1.5 s leaves half a second
+    // for jitter either way.
+    let first = records.requests().first().unwrap().received;
+    let last = records.requests().last().unwrap().received;
+    eprintln!("Redis down: 51 requests spread over {:?}", last - first);
+    assert!(
+        last - first >= Duration::from_millis(1500),
+        "51 requests within {:?}",
+        last - first
+    );
 }
 
 /// A replica's shared limiter on `redis` at `rps` requests per second.
@@ -236,6 +257,7 @@ async fn late_wakeups_never_put_more_than_the_rate_into_one_second_of_the_shared
             })
         })
         .collect();
+    // The callers' reservations are made in Redis, out of the test's sight: let them get there.
     tokio::time::sleep(Duration::from_millis(50)).await;
     // A stalled machine: this runtime's only thread does nothing for two seconds, so every
     // waiter wakes late, at once.

@@ -78,7 +78,7 @@ async fn spawn_binary_on_a_free_port(
 #[tokio::test]
 async fn shutdown_reports_not_serving_lets_calls_finish_and_refuses_new_ones() {
     let app = spawn_app_configured(slow_simulator(Duration::from_millis(600)), |settings| {
-        settings.drain_timeout = Duration::from_secs(3);
+        settings.drain_timeout = Duration::from_secs(30);
     })
     .await;
     let mut health = HealthClient::new(app.channel.clone());
@@ -96,9 +96,14 @@ async fn shutdown_reports_not_serving_lets_calls_finish_and_refuses_new_ones() {
 
     let mut client = app.unify.clone();
     let in_flight = tokio::spawn(async move { client.unify(unify()).await });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // The call is in flight once the simulator holds it (records are made on arrival).
+    let sim = app.sim.clone();
+    while sim.records().in_flight().count() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 
     let addr = app.addr;
+    let asked = tokio::time::Instant::now();
     let stopping = tokio::spawn(app.stop());
     let status = tokio::time::timeout(Duration::from_secs(2), watch.next())
         .await
@@ -106,6 +111,9 @@ async fn shutdown_reports_not_serving_lets_calls_finish_and_refuses_new_ones() {
         .unwrap()
         .unwrap();
     assert_eq!(status.status(), ServingStatus::NotServing);
+    // The watch is a call of its own that never ends by itself: close it, so that the drain
+    // waits for the Unify call only.
+    drop(watch);
 
     let answer = in_flight
         .await
@@ -118,10 +126,17 @@ async fn shutdown_reports_not_serving_lets_calls_finish_and_refuses_new_ones() {
         endpoint.connect().await.is_err(),
         "new connections are refused"
     );
-    stopping
+    // A clean drain: run returns once the call is done, not at the 30 s drain timeout. (The
+    // call had at most 600 ms left; 10 s is only there so that a hang fails instead of waiting.)
+    tokio::time::timeout(Duration::from_secs(10), stopping)
         .await
+        .expect("the drain ends with the last call, long before the drain timeout")
         .unwrap()
         .expect("run returns Ok after draining");
+    eprintln!(
+        "clean drain took {:?} (drain timeout 30 s)",
+        asked.elapsed()
+    );
 }
 
 /// Runs the real binary against a slow simulator, sends SIGTERM while a call is in flight.
@@ -156,7 +171,10 @@ async fn sigterm_lets_the_call_in_flight_finish_and_exits_zero() {
 
     let mut client = UnifyServiceClient::new(channel);
     let in_flight = tokio::spawn(async move { client.unify(unify()).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGTERM once the simulator holds the call (records are made on arrival).
+    while sim.records().in_flight().count() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let pid = child.id().expect("running").to_string();
     let killed = std::process::Command::new("kill")
         .args(["-TERM", &pid])
@@ -188,14 +206,23 @@ async fn during_the_shutdown_delay_health_is_not_serving_but_calls_are_still_ser
     let mut client = app.unify.clone();
     let addr = app.addr;
     let stopping = tokio::spawn(app.stop());
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    let status = health
-        .check(HealthCheckRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(status.status(), ServingStatus::NotServing);
+    // Health turns NOT_SERVING as soon as the stop is seen; the 800 ms delay is still running
+    // when it does (a failure to turn would end in the timeout, not pass).
+    tokio::time::timeout(Duration::from_millis(700), async {
+        loop {
+            let status = health
+                .check(HealthCheckRequest::default())
+                .await
+                .unwrap()
+                .into_inner();
+            if status.status() == ServingStatus::NotServing {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("health turns NOT_SERVING during the shutdown delay");
     client
         .unify(unify())
         .await
@@ -225,6 +252,7 @@ async fn a_half_sent_call_does_not_hold_shutdown_until_the_drain_timeout() {
         .unwrap();
     send.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 100, 1, 2]), false)
         .unwrap();
+    // The part-message must reach the server's handler, which no one outside can see.
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let asked = tokio::time::Instant::now();

@@ -40,6 +40,8 @@ async fn a_token_near_expiry_is_refreshed_before_prove_refuses_it() {
     };
     let mut app = spawn_app_with(sim, OutboundSettings::default()).await;
     app.unify.unify(unify()).await.unwrap();
+    // The gateway's own clock must pass the refresh point (1 s): nothing outside it shows when
+    // it has. (The one-hour production branch is tested on a paused clock in prove/auth.rs.)
     tokio::time::sleep(Duration::from_millis(1200)).await;
     app.unify.unify(unify()).await.unwrap();
     let records = app.sim.records();
@@ -63,6 +65,41 @@ async fn a_token_refused_mid_flight_is_replaced_and_the_call_retried_once() {
     assert_eq!(records.count_status("/v3/unify", 401), 1);
     assert_eq!(records.count_status("/v3/unify", 200), 2);
     assert_eq!(records.count("/token"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_401s_cost_one_new_token_and_every_call_succeeds() {
+    let clock = Arc::new(ManualClock::new());
+    let sim = SimulatorConfig {
+        clock: clock.clone(),
+        ..SimulatorConfig::default()
+    };
+    let app = spawn_app_with(sim, OutboundSettings::default()).await;
+    let mut warm = app.unify.clone();
+    warm.unify(unify()).await.unwrap();
+    // Prove revokes the token (its clock passes the token's hour) while the gateway still
+    // thinks it fresh.
+    clock.advance(Duration::from_secs(3601));
+    app.sim.reset_records();
+
+    let calls = (0..20).map(|_| {
+        let mut client = app.unify.clone();
+        async move { client.unify(unify()).await }
+    });
+    for result in futures::future::join_all(calls).await {
+        result.expect("each call succeeds on its one retry with the new token");
+    }
+
+    let records = app.sim.records();
+    // Every call takes the cached token before it queues for the rate limiter (40 ms apart),
+    // and the new token's request queues behind them, so all twenty carry the revoked one.
+    assert_eq!(records.count_status("/v3/unify", 401), 20);
+    assert_eq!(records.count_status("/v3/unify", 200), 20);
+    assert_eq!(
+        records.count("/token"),
+        1,
+        "one new token for twenty refusals"
+    );
 }
 
 #[tokio::test]
@@ -96,7 +133,8 @@ async fn wrong_credentials_cost_one_token_request_for_22_calls_then_one_per_back
         "no request in the backoff"
     );
 
-    // After it: one more request.
+    // After it: one more request. The backoff runs on the gateway's clock, which the test
+    // cannot observe; its edges are checked on a paused clock in prove/auth.rs.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     client.unify(unify()).await.unwrap_err();
     assert_eq!(app.sim.records().count("/token"), 2);
