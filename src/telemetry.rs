@@ -26,7 +26,6 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, Settings};
-use crate::prove::ProveError;
 use crate::resilience::Endpoint;
 
 pub(crate) mod log_throttle;
@@ -267,23 +266,9 @@ pub fn rate_limit_redis_failed(error: &dyn std::fmt::Display) {
 /// A call was refused by the rate limiter. The event is at `debug`: the RPC's own log line
 /// already says the call failed and why, and a flood of refusals would otherwise write two
 /// lines each. It still becomes a span event (the export takes outbound events at any level).
-pub fn rate_limit_rejected(error: &ProveError) {
-    let reason = rejection_reason(error);
+pub fn rate_limit_rejected(reason: &'static str) {
     metrics::rate_limit_rejected(reason);
     tracing::debug!(target: OUTBOUND_TARGET, reason, "rate_limit.rejected");
-}
-
-/// The `reason` label of a refusal by the rate limiter (one of
-/// [`metrics::RATE_LIMIT_REJECTION_REASONS`]).
-fn rejection_reason(error: &ProveError) -> &'static str {
-    match error {
-        ProveError::Overloaded { .. } => "queue_full",
-        ProveError::RateLimited {
-            limit: crate::prove::error::WaitLimit::MaxWait,
-            ..
-        } => "max_wait",
-        _ => "deadline",
-    }
 }
 
 /// A retry of `endpoint` will be attempt number `attempt`, after `delay`.
@@ -371,31 +356,6 @@ mod tests {
         assert_eq!(mask_phone(""), "");
     }
 
-    #[test]
-    fn a_refusal_for_the_maximum_wait_is_counted_as_max_wait() {
-        use crate::prove::error::WaitLimit;
-        let refused = |limit| ProveError::RateLimited {
-            retry_after: Duration::from_secs(1),
-            limit,
-        };
-        assert_eq!(rejection_reason(&refused(WaitLimit::MaxWait)), "max_wait");
-        assert_eq!(rejection_reason(&refused(WaitLimit::Deadline)), "deadline");
-        let shed = ProveError::Overloaded {
-            retry_after: Duration::from_secs(1),
-        };
-        assert_eq!(rejection_reason(&shed), "queue_full");
-        for error in [
-            refused(WaitLimit::MaxWait),
-            refused(WaitLimit::Deadline),
-            shed,
-        ] {
-            assert!(
-                metrics::RATE_LIMIT_REJECTION_REASONS.contains(&rejection_reason(&error)),
-                "{error:?} is counted under a reason that is not pre-registered"
-            );
-        }
-    }
-
     /// Records the level and target of every event.
     #[derive(Default)]
     struct Events(parking_lot::Mutex<Vec<(String, Level, String)>>);
@@ -443,9 +403,7 @@ mod tests {
     fn a_rejected_call_adds_only_a_debug_event_to_the_per_rpc_log_line() {
         let events = std::sync::Arc::new(Events::default());
         tracing::subscriber::with_default(events.clone(), || {
-            rate_limit_rejected(&ProveError::Overloaded {
-                retry_after: Duration::from_secs(1),
-            });
+            rate_limit_rejected("queue_full");
         });
         let events = events.0.lock();
         assert_eq!(

@@ -22,7 +22,7 @@ use tower::ServiceExt;
 use super::error::ProveError;
 use super::models::TokenResponse;
 use crate::config::Credentials;
-use crate::resilience::{Body, Endpoint, Outbound, OutboundRequest};
+use crate::resilience::{self, Body, Endpoint, Outbound, OutboundRequest};
 
 /// Refresh this long before the token expires (Prove's SDKs use the same margin).
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -212,7 +212,9 @@ impl TokenSource {
         let (error, ran_under) = outcomes.failure.as_ref()?;
         let bound_by_its_deadline = matches!(
             error,
-            ProveError::Timeout { .. } | ProveError::RateLimited { .. }
+            ProveError::Transport(
+                resilience::Error::Timeout { .. } | resilience::Error::RateLimited { .. }
+            )
         );
         let more_time = match (ran_under, deadline) {
             (None, _) => false,
@@ -342,7 +344,7 @@ mod tests {
                     let answered = Instant::now() + prove.latency;
                     if let Some(deadline) = request.deadline.filter(|d| *d < answered) {
                         tokio::time::sleep_until(deadline).await;
-                        return Err(ProveError::Timeout { sent: true });
+                        return Err(resilience::Error::Timeout { sent: true });
                     }
                     tokio::time::sleep_until(answered).await;
                     Ok(OutboundResponse {
@@ -447,7 +449,10 @@ mod tests {
         let patient = tokens.token(Some(Instant::now() + Duration::from_secs(5)));
         let (hurried, patient) = tokio::join!(hurried, patient);
         assert!(
-            matches!(hurried, Err(ProveError::Timeout { .. })),
+            matches!(
+                hurried,
+                Err(ProveError::Transport(resilience::Error::Timeout { .. }))
+            ),
             "{hurried:?}"
         );
         assert_eq!(&*patient.unwrap(), "t0k3n");
@@ -465,7 +470,9 @@ mod tests {
             message: "invalid client credentials".into(),
             retry_after: None,
         });
-        let outage = Err(ProveError::Unavailable("refused".into()));
+        let outage = Err(ProveError::Transport(resilience::Error::Unreachable(
+            "refused".into(),
+        )));
         let accepted = Ok(Arc::from("t0k3n"));
         let mut outcomes = Outcomes::default();
         let now = Instant::now();

@@ -19,7 +19,9 @@ use super::models::{
     UnifyStatusResponse, VerifyRequest, VerifyResponse, VerifyStatusRequest, VerifyStatusResponse,
 };
 use crate::config::Credentials;
-use crate::resilience::{Body, Endpoint, Outbound, OutboundRequest, OutboundResponse, retry_after};
+use crate::resilience::{
+    self, Body, Endpoint, Outbound, OutboundRequest, OutboundResponse, retry_after,
+};
 
 /// Prove's limit on a request body (error 8001 above it).
 pub const MAX_BODY_BYTES: usize = 4096;
@@ -125,7 +127,7 @@ impl ProveClient {
             let request = OutboundRequest {
                 endpoint,
                 body: Body::Json(body.clone()),
-                bearer: Some(token.clone()),
+                bearer: Some(bearer(&token)?),
                 client_id: client_id.clone(),
                 deadline: cx.deadline,
                 attempt: 1,
@@ -146,7 +148,18 @@ impl ProveClient {
 /// Encodes a request body as Prove's JSON.
 pub fn encode<Req: Serialize>(body: &Req) -> Result<Vec<u8>, ProveError> {
     // serde_json's encode errors name the rule broken ("key must be a string"), never a value.
-    serde_json::to_vec(body).map_err(|e| ProveError::Request(format!("cannot encode: {e}")))
+    serde_json::to_vec(body).map_err(|e| {
+        ProveError::Transport(resilience::Error::Request(format!("cannot encode: {e}")))
+    })
+}
+
+/// The `Authorization` value for `token`, marked sensitive so no header dump shows it. A token
+/// with bytes a header cannot carry came from Prove's answer: a bad response, not our fault.
+fn bearer(token: &str) -> Result<http::HeaderValue, ProveError> {
+    let mut value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| ProveError::BadResponse("token is not a valid header".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// Turns Prove's answer into the expected body or a [`ProveError`].

@@ -8,11 +8,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use tracing::Instrument;
 
+use super::Error;
 use super::{Body, OutboundRequest, OutboundResponse};
-use crate::prove::ProveError;
 
 /// Builds the one HTTP client of the process: rustls, keep-alive, connect timeout.
 pub fn build_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
@@ -45,10 +45,10 @@ impl HttpSend {
 
 impl tower::Service<OutboundRequest> for HttpSend {
     type Response = OutboundResponse;
-    type Error = ProveError;
-    type Future = BoxFuture<'static, Result<OutboundResponse, ProveError>>;
+    type Error = Error;
+    type Future = BoxFuture<'static, Result<OutboundResponse, Error>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProveError>> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
         Poll::Ready(Ok(()))
     }
 
@@ -62,7 +62,7 @@ impl tower::Service<OutboundRequest> for HttpSend {
         let attempt = async move {
             // A URL or request that cannot be built is the gateway's own fault, never sent: not
             // an outage of Prove, so it is not retried and gets no retry hint.
-            let url = url.map_err(|e| ProveError::Request(format!("bad Prove URL: {e}")))?;
+            let url = url.map_err(|e| Error::Request(format!("bad Prove URL: {e}")))?;
             let (content_type, bytes) = match request.body {
                 Body::Json(bytes) => ("application/json", bytes),
                 Body::Form(bytes) => ("application/x-www-form-urlencoded", bytes),
@@ -72,15 +72,12 @@ impl tower::Service<OutboundRequest> for HttpSend {
                 .header(CONTENT_TYPE, content_type)
                 .header(ACCEPT, "application/json")
                 .body(bytes);
-            if let Some(token) = &request.bearer {
-                let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|_| ProveError::BadResponse("token is not a valid header".into()))?;
-                value.set_sensitive(true);
-                builder = builder.header(AUTHORIZATION, value);
+            if let Some(bearer) = request.bearer {
+                builder = builder.header(AUTHORIZATION, bearer);
             }
             let mut http_request = builder
                 .build()
-                .map_err(|e| ProveError::Request(cause_of(&e, "cannot build the request")))?;
+                .map_err(|e| Error::Request(cause_of(&e, "cannot build the request")))?;
             crate::telemetry::inject_trace_context(http_request.headers_mut());
             let response = client
                 .execute(http_request)
@@ -156,13 +153,13 @@ fn record_answered_correlation_id(span: &tracing::Span, response: &OutboundRespo
 
 /// Classifies a reqwest failure. A connect error means Prove never saw the request, so it is
 /// safe to retry; anything later leaves the outcome unknown.
-fn transport_error(error: reqwest::Error) -> ProveError {
+fn transport_error(error: reqwest::Error) -> Error {
     if error.is_connect() {
-        ProveError::Unavailable(cause_of(&error, "connection failed"))
+        Error::Unreachable(cause_of(&error, "connection failed"))
     } else if error.is_timeout() {
-        ProveError::Timeout { sent: true }
+        Error::Timeout { sent: true }
     } else {
-        ProveError::ConnectionLost(cause_of(&error, "connection failed"))
+        Error::ConnectionLost(cause_of(&error, "connection failed"))
     }
 }
 

@@ -13,6 +13,7 @@
 //! Everything below the retry layer sees one attempt; nothing but the retry layer decides to
 //! send a request twice.
 
+pub mod error;
 pub mod http;
 pub mod rate_limit;
 pub mod redis_limiter;
@@ -28,7 +29,7 @@ use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
 use crate::config::OutboundSettings;
-use crate::prove::ProveError;
+pub use error::{Error, WaitLimit};
 pub use rate_limit::{LocalRateLimiter, RateLimiter, retry_after};
 pub use redis_limiter::RedisRateLimiter;
 
@@ -88,8 +89,9 @@ pub struct OutboundRequest {
     pub endpoint: Endpoint,
     /// The encoded body.
     pub body: Body,
-    /// The bearer token, for `/v3` calls.
-    pub bearer: Option<Arc<str>>,
+    /// The `Authorization` value (`Bearer …`, marked sensitive), for `/v3` calls. The caller
+    /// builds it, so a token that cannot be a header is its error, found before sending.
+    pub bearer: Option<::http::HeaderValue>,
     /// The OAuth client ID the call is made for: Prove limits the rate per client, so the
     /// limiter keys its permits by it.
     pub client_id: Arc<str>,
@@ -122,7 +124,7 @@ pub struct OutboundResponse {
 }
 
 /// The composed outbound service.
-pub type Outbound = BoxCloneSyncService<OutboundRequest, OutboundResponse, ProveError>;
+pub type Outbound = BoxCloneSyncService<OutboundRequest, OutboundResponse, Error>;
 
 /// Builds the outbound stack over `client` (see the module docs for the order and its reasons).
 pub fn outbound_stack(

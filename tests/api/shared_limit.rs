@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use prove_gateway::config::OutboundSettings;
-use prove_gateway::prove::ProveError;
+use prove_gateway::resilience::Error as LimiterError;
 use prove_gateway::resilience::{RateLimiter, RedisRateLimiter};
 use prove_gateway::simulator::{self, SimulatorConfig};
 use secrecy::SecretString;
@@ -160,7 +160,7 @@ async fn two_hundred_callers_on_a_shared_queue_of_ten_get_ten_places() {
     let admitted = results.iter().filter(|r| r.is_ok()).count();
     let shed = results
         .iter()
-        .filter(|r| matches!(r, Err(ProveError::Overloaded { .. })))
+        .filter(|r| matches!(r, Err(LimiterError::Overloaded { .. })))
         .count();
     assert_eq!((admitted, shed), (10, 190), "{:?}", results.last());
 }
@@ -247,7 +247,7 @@ async fn late_wakeups_never_put_more_than_the_rate_into_one_second_of_the_shared
 
 #[tokio::test]
 async fn a_shared_wait_past_the_maximum_wait_is_refused_as_max_wait() {
-    use prove_gateway::prove::error::WaitLimit;
+    use prove_gateway::resilience::WaitLimit;
     let redis = Redis::start().await;
     let settings = OutboundSettings {
         rate_limit_rps: 1,
@@ -261,7 +261,7 @@ async fn a_shared_wait_past_the_maximum_wait_is_refused_as_max_wait() {
     assert!(
         matches!(
             err,
-            ProveError::RateLimited {
+            LimiterError::RateLimited {
                 limit: WaitLimit::MaxWait,
                 ..
             }
@@ -273,7 +273,7 @@ async fn a_shared_wait_past_the_maximum_wait_is_refused_as_max_wait() {
     assert!(
         matches!(
             err,
-            ProveError::RateLimited {
+            LimiterError::RateLimited {
                 limit: WaitLimit::Deadline,
                 ..
             }
