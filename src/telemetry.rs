@@ -26,7 +26,6 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, Settings};
-use crate::resilience::Endpoint;
 
 pub(crate) mod log_throttle;
 pub mod metrics;
@@ -197,14 +196,14 @@ pub fn mask_phone(phone: &str) -> String {
 }
 
 /// The span of one HTTP attempt at Prove (kind CLIENT); its context goes out in `traceparent`.
-pub fn attempt_span(endpoint: Endpoint, attempt: u32) -> tracing::Span {
+pub fn attempt_span(endpoint: &'static str, attempt: u32) -> tracing::Span {
     let span = tracing::info_span!(
         "prove.request",
-        otel.name = %format!("POST {}", endpoint.path()),
+        otel.name = %format!("POST {endpoint}"),
         otel.kind = "client",
         otel.status_code = tracing::field::Empty,
         http.request.method = "POST",
-        url.path = endpoint.path(),
+        url.path = endpoint,
         http.request.resend_count = attempt.saturating_sub(1),
         http.response.status_code = tracing::field::Empty,
         error.type = tracing::field::Empty,
@@ -221,7 +220,7 @@ pub fn attempt_span(endpoint: Endpoint, attempt: u32) -> tracing::Span {
 /// Prove request metrics.
 pub fn attempt_finished(
     span: &tracing::Span,
-    endpoint: Endpoint,
+    endpoint: &'static str,
     status: Option<u16>,
     elapsed: Duration,
 ) {
@@ -272,11 +271,11 @@ pub fn rate_limit_rejected(reason: &'static str) {
 }
 
 /// A retry of `endpoint` will be attempt number `attempt`, after `delay`.
-pub fn retry_scheduled(endpoint: Endpoint, attempt: u32, delay: Duration) {
+pub fn retry_scheduled(endpoint: &'static str, attempt: u32, delay: Duration) {
     metrics::retry_scheduled(endpoint);
     tracing::info!(
         target: OUTBOUND_TARGET,
-        endpoint = endpoint.path(),
+        endpoint,
         attempt,
         delay_ms = delay.as_millis() as u64,
         "retry.scheduled"
@@ -285,11 +284,11 @@ pub fn retry_scheduled(endpoint: Endpoint, attempt: u32, delay: Duration) {
 
 /// A retry was not made, because of the deadline, the retry budget, or a `Retry-After` longer
 /// than the retry layer ever waits.
-pub fn retry_skipped(endpoint: Endpoint, reason: &'static str) {
+pub fn retry_skipped(endpoint: &'static str, reason: &'static str) {
     metrics::retry_skipped(endpoint, reason);
     tracing::info!(
         target: OUTBOUND_TARGET,
-        endpoint = endpoint.path(),
+        endpoint,
         reason,
         "retry.skipped"
     );
@@ -332,7 +331,7 @@ mod tests {
             let rpc = tracing::info_span!("rpc");
             let _ = rpc.set_parent(parent);
             let _rpc = rpc.enter();
-            let attempt = attempt_span(Endpoint::Unify, 1);
+            let attempt = attempt_span("/v3/unify", 1);
             let _attempt = attempt.enter();
             let context = tracing::Span::current().context();
             propagator.inject_context(

@@ -19,10 +19,11 @@ use secrecy::ExposeSecret;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use super::endpoint::Endpoint;
 use super::error::ProveError;
 use super::models::TokenResponse;
 use crate::config::Credentials;
-use crate::resilience::{self, Body, Endpoint, Outbound, OutboundRequest};
+use crate::resilience::{self, Body, Outbound, OutboundRequest};
 
 /// Refresh this long before the token expires (Prove's SDKs use the same margin).
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -245,12 +246,13 @@ impl TokenSource {
             )
             .finish();
         let request = OutboundRequest {
-            endpoint: Endpoint::Token,
+            path: Endpoint::Token.path(),
             body: Body::Form(form.into()),
             bearer: None,
             client_id: self.credentials.client_id.as_str().into(),
             deadline,
             attempt: 1,
+            on_answer: None,
         };
         let asked = Instant::now();
         let response = self.outbound.clone().oneshot(request).await;

@@ -13,15 +13,14 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use super::auth::TokenSource;
+use super::endpoint::Endpoint;
 use super::error::ProveError;
 use super::models::{
     ErrorBody, UnifyBindRequest, UnifyRequest, UnifyResponse, UnifyStatusRequest,
     UnifyStatusResponse, VerifyRequest, VerifyResponse, VerifyStatusRequest, VerifyStatusResponse,
 };
 use crate::config::Credentials;
-use crate::resilience::{
-    self, Body, Endpoint, Outbound, OutboundRequest, OutboundResponse, retry_after,
-};
+use crate::resilience::{self, Body, Outbound, OutboundRequest, OutboundResponse, retry_after};
 
 /// Prove's limit on a request body (error 8001 above it).
 pub const MAX_BODY_BYTES: usize = 4096;
@@ -125,12 +124,13 @@ impl ProveClient {
         loop {
             let token = tokens.token(cx.deadline).await?;
             let request = OutboundRequest {
-                endpoint,
+                path: endpoint.path(),
                 body: Body::Json(body.clone()),
                 bearer: Some(bearer(&token)?),
                 client_id: client_id.clone(),
                 deadline: cx.deadline,
                 attempt: 1,
+                on_answer: Some(record_answered_correlation_id),
             };
             let response = self.outbound.clone().oneshot(request).await?;
             if response.status == 401 && !refreshed {
@@ -142,6 +142,25 @@ impl ProveClient {
             }
             return decode(endpoint, response);
         }
+    }
+}
+
+/// Unify and Verify answers carry the new session's correlation ID: put it on the attempt's
+/// span, where a trace shows which attempt started the session.
+fn record_answered_correlation_id(span: &tracing::Span, response: &OutboundResponse) {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(rename = "correlationId")]
+        correlation_id: Option<String>,
+    }
+    if !(200..300).contains(&response.status) {
+        return;
+    }
+    if let Ok(Answer {
+        correlation_id: Some(id),
+    }) = serde_json::from_slice(&response.body)
+    {
+        span.record("prove.correlation_id", id.as_str());
     }
 }
 

@@ -54,8 +54,9 @@ impl tower::Service<OutboundRequest> for HttpSend {
 
     fn call(&mut self, request: OutboundRequest) -> Self::Future {
         let client = self.client.clone();
-        let url = self.base_url.join(request.endpoint.path());
-        let endpoint = request.endpoint;
+        let url = self.base_url.join(request.path);
+        let endpoint = request.path;
+        let on_answer = request.on_answer;
         let span = crate::telemetry::attempt_span(endpoint, request.attempt);
         let attempt_span = span.clone();
         let started = tokio::time::Instant::now();
@@ -103,7 +104,9 @@ impl tower::Service<OutboundRequest> for HttpSend {
                 };
                 let result = attempt.await;
                 if let Ok(response) = &result {
-                    record_answered_correlation_id(&finished.span, response);
+                    if let Some(hook) = on_answer {
+                        hook(&finished.span, response);
+                    }
                     finished.status = Some(response.status);
                 }
                 result
@@ -117,7 +120,7 @@ impl tower::Service<OutboundRequest> for HttpSend {
 /// no answer, including when a timeout dropped it before Prove answered.
 struct AttemptFinished {
     span: tracing::Span,
-    endpoint: crate::resilience::Endpoint,
+    endpoint: &'static str,
     started: tokio::time::Instant,
     status: Option<u16>,
 }
@@ -130,24 +133,6 @@ impl Drop for AttemptFinished {
             self.status,
             self.started.elapsed(),
         );
-    }
-}
-
-/// Unify and Verify answers carry the new session's correlation ID: put it on the attempt span.
-fn record_answered_correlation_id(span: &tracing::Span, response: &OutboundResponse) {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        #[serde(rename = "correlationId")]
-        correlation_id: Option<String>,
-    }
-    if !(200..300).contains(&response.status) {
-        return;
-    }
-    if let Ok(Answer {
-        correlation_id: Some(id),
-    }) = serde_json::from_slice(&response.body)
-    {
-        span.record("prove.correlation_id", id.as_str());
     }
 }
 

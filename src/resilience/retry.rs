@@ -127,7 +127,7 @@ impl tower::retry::Policy<OutboundRequest, OutboundResponse, Error> for RetryPol
         // `retry_after` cuts Prove's wait to the longest pause, so an answer at the cap asked
         // for at least that long.
         if prove_wait >= LONGEST_WAIT {
-            crate::telemetry::retry_skipped(request.endpoint, "retry_after");
+            crate::telemetry::retry_skipped(request.path, "retry_after");
             return None;
         }
         let delay = self.backoff(request.attempt).max(prove_wait);
@@ -136,14 +136,14 @@ impl tower::retry::Policy<OutboundRequest, OutboundResponse, Error> for RetryPol
                 .checked_add(delay)
                 .is_none_or(|resume| resume >= deadline)
         }) {
-            crate::telemetry::retry_skipped(request.endpoint, "deadline");
+            crate::telemetry::retry_skipped(request.path, "deadline");
             return None;
         }
         if !self.budget.withdraw() {
-            crate::telemetry::retry_skipped(request.endpoint, "budget");
+            crate::telemetry::retry_skipped(request.path, "budget");
             return None;
         }
-        crate::telemetry::retry_scheduled(request.endpoint, request.attempt + 1, delay);
+        crate::telemetry::retry_scheduled(request.path, request.attempt + 1, delay);
         request.attempt += 1;
         Some(Box::pin(async move { tokio::time::sleep(delay).await }))
     }
@@ -169,12 +169,13 @@ mod tests {
 
     fn request(deadline: Option<Instant>) -> OutboundRequest {
         OutboundRequest {
-            endpoint: super::super::Endpoint::Unify,
+            path: "/v3/unify",
             body: super::super::Body::Json(bytes::Bytes::new()),
             bearer: None,
             client_id: "c".into(),
             deadline,
             attempt: 1,
+            on_answer: None,
         }
     }
 

@@ -4,12 +4,10 @@
 //! `/metrics` serves.
 //!
 //! Every label has a small, fixed set of values: method names come from the contract (anything
-//! else is `other`), endpoints from [`Endpoint`], codes and statuses from the protocols.
+//! else is `other`), endpoints from Prove's API surface, codes and statuses from the protocols.
 
 use std::sync::LazyLock;
 use std::time::Duration;
-
-use crate::resilience::Endpoint;
 
 /// Counter: RPCs served, by `method` and gRPC `code`.
 pub const RPC_REQUESTS: &str = "prove_gateway_rpc_requests_total";
@@ -251,15 +249,6 @@ fn describe() {
     }
 }
 
-const ENDPOINTS: [Endpoint; 6] = [
-    Endpoint::Token,
-    Endpoint::Unify,
-    Endpoint::UnifyStatus,
-    Endpoint::UnifyBind,
-    Endpoint::Verify,
-    Endpoint::VerifyStatus,
-];
-
 /// The series a dashboard or an alert needs before any traffic: successes per contract method
 /// and per endpoint, and every retry and rejection reason. Registering a series without
 /// incrementing it exports it at 0.
@@ -269,7 +258,7 @@ fn register_zero_series() {
         let _ = ::metrics::counter!(RPC_REQUESTS, "method" => method, "code" => "OK");
         let _ = ::metrics::histogram!(RPC_DURATION, "method" => method, "code" => "OK");
     }
-    for endpoint in ENDPOINTS {
+    for endpoint in crate::prove::Endpoint::ALL {
         let path = endpoint.path();
         let _ = ::metrics::counter!(PROVE_REQUESTS, "endpoint" => path, "status" => "200");
         let _ = ::metrics::histogram!(PROVE_DURATION, "endpoint" => path, "status" => "200");
@@ -293,21 +282,19 @@ pub(super) fn rpc_finished(method: &'static str, code: &'static str, elapsed: Du
         .record(elapsed.as_secs_f64());
 }
 
-pub(super) fn prove_request(endpoint: Endpoint, status: String, elapsed: Duration) {
-    let path = endpoint.path();
+pub(super) fn prove_request(path: &'static str, status: String, elapsed: Duration) {
     ::metrics::counter!(PROVE_REQUESTS, "endpoint" => path, "status" => status.clone())
         .increment(1);
     ::metrics::histogram!(PROVE_DURATION, "endpoint" => path, "status" => status)
         .record(elapsed.as_secs_f64());
 }
 
-pub(super) fn retry_scheduled(endpoint: Endpoint) {
-    ::metrics::counter!(RETRIES, "endpoint" => endpoint.path()).increment(1);
+pub(super) fn retry_scheduled(endpoint: &'static str) {
+    ::metrics::counter!(RETRIES, "endpoint" => endpoint).increment(1);
 }
 
-pub(super) fn retry_skipped(endpoint: Endpoint, reason: &'static str) {
-    ::metrics::counter!(RETRIES_SKIPPED, "endpoint" => endpoint.path(), "reason" => reason)
-        .increment(1);
+pub(super) fn retry_skipped(endpoint: &'static str, reason: &'static str) {
+    ::metrics::counter!(RETRIES_SKIPPED, "endpoint" => endpoint, "reason" => reason).increment(1);
 }
 
 pub(super) fn rate_limit_waited(waited: Duration) {

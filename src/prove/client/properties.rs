@@ -13,10 +13,11 @@ use tonic_types::StatusExt;
 use super::super::models::TokenResponse;
 use super::decode;
 use crate::grpc::status::from_prove;
+use crate::prove::Endpoint;
 use crate::prove::ProveError;
+use crate::resilience::OutboundResponse;
 use crate::resilience::rate_limit::{pause_from, retry_after};
 use crate::resilience::retry::retryable;
-use crate::resilience::{Endpoint, OutboundResponse};
 
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
