@@ -24,19 +24,20 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::config::{Credentials, Settings, Upstream};
 use crate::grpc::pb::unify_service_server::UnifyServiceServer;
 use crate::grpc::pb::verify_service_server::VerifyServiceServer;
 use crate::grpc::{self, UnifyApi, VerifyApi};
-use crate::prove::ProveClient;
+use crate::prove::{Credentials, ProveClient, Upstream};
 use crate::resilience::{self, http::build_client};
 use crate::simulator;
 
 mod connection;
 mod edge;
 mod listener;
+pub mod settings;
 
 pub use listener::raise_open_file_limit;
+pub use settings::{ConnectionSettings, Settings};
 
 /// Once draining began, how long a call whose request message is still arriving may take to
 /// complete it before it is cut (a stalled client must not hold shutdown for the drain timeout).

@@ -25,14 +25,14 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::{LogFormat, Settings};
-
 pub(crate) mod log_throttle;
 pub mod metrics;
 mod rpc_layer;
+pub mod settings;
 
 pub use metrics::serve_metrics;
 pub use rpc_layer::GrpcTraceLayer;
+pub use settings::{LOG_FILTER, LogFormat, OtelSettings, SERVICE_NAME, Sampler, TelemetrySettings};
 
 /// Target of the outbound path's events (rate-limit waits and rejections, retries). They become
 /// span events on the RPC's span whatever `PROVE_GATEWAY_LOG` says, and log lines when it lets
@@ -69,7 +69,7 @@ impl Guard {
 /// carry the trace context only, see [`inject_trace_context`]), the log subscriber writing to
 /// stdout and the tracing layer, which exports over OTLP when an endpoint is configured. Call
 /// once, inside the Tokio runtime (the OTLP/gRPC exporter needs it).
-pub fn init(settings: &Settings) -> anyhow::Result<Guard> {
+pub fn init(settings: impl Into<TelemetrySettings>) -> anyhow::Result<Guard> {
     init_with_writer(settings, std::io::stdout)
 }
 
@@ -78,10 +78,14 @@ pub fn init(settings: &Settings) -> anyhow::Result<Guard> {
 /// The OpenTelemetry layer is installed even without an export endpoint: the gateway's spans
 /// then still carry the caller's trace context on to Prove in `traceparent`, they are just not
 /// exported.
-pub fn init_with_writer<W>(settings: &Settings, writer: W) -> anyhow::Result<Guard>
+pub fn init_with_writer<W>(
+    settings: impl Into<TelemetrySettings>,
+    writer: W,
+) -> anyhow::Result<Guard>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    let settings = settings.into();
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
         Box::new(TraceContextPropagator::new()),
         Box::new(BaggagePropagator::new()),
@@ -308,9 +312,9 @@ mod tests {
     fn without_an_export_endpoint_the_trace_context_still_reaches_prove() {
         use opentelemetry::propagation::TextMapPropagator as _;
         use opentelemetry::trace::TracerProvider as _;
-        let settings = Settings::for_tests(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
-        assert!(settings.otel.endpoint.is_none());
-        let provider = crate::telemetry_otlp::provider(&settings.otel).unwrap();
+        let otel = OtelSettings::default();
+        assert!(otel.endpoint.is_none());
+        let provider = crate::telemetry_otlp::provider(&otel).unwrap();
         let subscriber = tracing_subscriber::registry().with(
             tracing_opentelemetry::layer()
                 .with_tracer(provider.tracer("test"))

@@ -423,10 +423,73 @@ mod tests {
         for (error, code, reason) in cases {
             let status = from_prove(&error, None);
             assert_eq!(status.code(), code);
+            if reason == "GATEWAY_INTERNAL_ERROR" {
+                // The gateway's own fault: waiting does not fix it.
+                assert!(status.get_details_retry_info().is_none());
+            }
             assert_eq!(
                 reason_of(&status),
                 (reason.to_owned(), GATEWAY_DOMAIN.to_owned())
             );
+        }
+    }
+
+    fn any_prove_error() -> impl proptest::strategy::Strategy<Value = ProveError> {
+        use proptest::prelude::*;
+        let secs = || (0u64..=u64::MAX).prop_map(Duration::from_secs);
+        prop_oneof![
+            (
+                any::<u16>(),
+                proptest::option::of(any::<i64>()),
+                ".*",
+                proptest::option::of(secs())
+            )
+                .prop_map(|(status, code, message, retry_after)| ProveError::Api {
+                    status,
+                    code,
+                    message,
+                    retry_after
+                }),
+            ".*".prop_map(ProveError::BadResponse),
+            (secs(), any::<bool>()).prop_map(|(retry_after, deadline)| {
+                resilience::Error::RateLimited {
+                    retry_after,
+                    limit: if deadline {
+                        resilience::WaitLimit::Deadline
+                    } else {
+                        resilience::WaitLimit::MaxWait
+                    },
+                }
+                .into()
+            }),
+            secs().prop_map(|retry_after| resilience::Error::Overloaded { retry_after }.into()),
+            any::<bool>().prop_map(|sent| resilience::Error::Timeout { sent }.into()),
+            ".*".prop_map(|m| resilience::Error::Unreachable(m).into()),
+            ".*".prop_map(|m| resilience::Error::ConnectionLost(m).into()),
+            ".*".prop_map(|m| resilience::Error::Request(m).into()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            failure_persistence: None,
+            ..proptest::test_runner::Config::with_cases(2_000)
+        })]
+
+        /// Every failed call's status carries exactly one ErrorInfo (AIP-193), whatever Prove
+        /// answered (any status, any code, a `Retry-After` up to u64::MAX seconds) or however
+        /// the transport failed.
+        #[test]
+        fn every_error_status_carries_exactly_one_error_info(error in any_prove_error()) {
+            let status = from_prove(&error, Some("c0ffee"));
+            let details = tonic_types::pb::Status::decode(status.details()).unwrap();
+            let infos = details
+                .details
+                .iter()
+                .filter(|d| d.type_url.ends_with("google.rpc.ErrorInfo"))
+                .count();
+            proptest::prop_assert_eq!(infos, 1);
+            proptest::prop_assert!(status.get_details_error_info().is_some());
         }
     }
 

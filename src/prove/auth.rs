@@ -22,7 +22,7 @@ use tower::ServiceExt;
 use super::endpoint::Endpoint;
 use super::error::ProveError;
 use super::models::TokenResponse;
-use crate::config::Credentials;
+use super::settings::Credentials;
 use crate::resilience::{self, Body, Outbound, OutboundRequest};
 
 /// Refresh this long before the token expires (Prove's SDKs use the same margin).

@@ -18,6 +18,7 @@ pub mod http;
 pub mod rate_limit;
 pub mod redis_limiter;
 pub mod retry;
+pub mod settings;
 pub mod timeout;
 
 use std::sync::Arc;
@@ -28,10 +29,10 @@ use tokio::time::Instant;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
-use crate::config::OutboundSettings;
 pub use error::{Error, WaitLimit};
 pub use rate_limit::{LocalRateLimiter, RateLimiter, retry_after};
 pub use redis_limiter::RedisRateLimiter;
+pub use settings::OutboundSettings;
 
 /// The limiter the settings ask for: shared through Redis when `PROVE_RATE_LIMIT_REDIS_URL` is
 /// set, else this replica's own.

@@ -16,9 +16,9 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use super::OutboundSettings;
 use super::error::{Error, WaitLimit};
 use super::{OutboundRequest, OutboundResponse};
-use crate::config::OutboundSettings;
 
 mod signals;
 pub use signals::{pause_from, retry_after};

@@ -21,11 +21,11 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
+use super::OutboundSettings;
 use super::error::{Error, WaitLimit};
 use super::rate_limit::{
     LocalRateLimiter, MAX_PAUSE, RateLimiter, SAFETY_MARGIN, WINDOW, nearer_limit,
 };
-use crate::config::OutboundSettings;
 
 /// Reserves the next slot. Returns `{outcome, wait, slot, shift}`: outcome 0 refused (the wait
 /// passes `max_wait`), 1 sent now, 2 queued (wait until `slot`, taken when the key's pause

@@ -24,9 +24,9 @@ use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
 
 use super::Error;
+use super::OutboundSettings;
 use super::rate_limit::retry_after;
 use super::{OutboundRequest, OutboundResponse};
-use crate::config::OutboundSettings;
 
 /// Retries may add this fraction of the requests of the last ten seconds. Half: enough to ride
 /// out a partial outage (at 30% failures a call needs 0.43 retries on average), while a total
