@@ -154,7 +154,7 @@ proptest! {
             }
         } else {
             match &decoded {
-                Err(error @ ProveError::Api { status: got, retry_after: wait, .. }) => {
+                Err(ProveError::Api { status: got, retry_after: wait, .. }) => {
                     prop_assert_eq!(*got, status);
                     prop_assert!(same_wait(*wait, retry_after(&headers)), "{:?}", wait);
                 }
