@@ -41,7 +41,7 @@ async fn run_simulator(args: prove_gateway::config::SimulatorArgs) -> anyhow::Re
     let config = simulator::SimulatorConfig {
         listen: args.listen,
         rate_limit_rps: args.rate_limit_rps,
-        token_ttl: args.token_ttl,
+        token_ttl: *args.token_ttl,
         ..simulator::SimulatorConfig::default()
     };
     simulator::run_standalone(config, server::shutdown_signal())

@@ -24,33 +24,24 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::config::{Credentials, Settings, Upstream};
 use crate::grpc::pb::unify_service_server::UnifyServiceServer;
 use crate::grpc::pb::verify_service_server::VerifyServiceServer;
 use crate::grpc::{self, UnifyApi, VerifyApi};
-use crate::prove::ProveClient;
-use crate::resilience::{self, Endpoint, http::build_client};
+use crate::prove::{Credentials, ProveClient, Upstream};
+use crate::resilience::{self, http::build_client};
 use crate::simulator;
 
 mod connection;
 mod edge;
 mod listener;
+pub mod settings;
 
 pub use listener::raise_open_file_limit;
+pub use settings::{ConnectionSettings, Settings};
 
 /// Once draining began, how long a call whose request message is still arriving may take to
 /// complete it before it is cut (a stalled client must not hold shutdown for the drain timeout).
 const INCOMPLETE_REQUEST_GRACE: Duration = Duration::from_secs(1);
-
-/// Every endpoint of Prove's the client calls: the metrics export their series from the start.
-const PROVE_ENDPOINTS: [Endpoint; 6] = [
-    Endpoint::Token,
-    Endpoint::Unify,
-    Endpoint::UnifyStatus,
-    Endpoint::UnifyBind,
-    Endpoint::Verify,
-    Endpoint::VerifyStatus,
-];
 
 /// The Prove client and, in simulator mode, the embedded simulator it talks to (kept alive as
 /// long as the server runs).
@@ -125,7 +116,9 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let (prove, embedded) = connect_upstream(&settings).await?;
     crate::telemetry::metrics::register_methods(grpc::methods());
-    crate::telemetry::metrics::register_endpoints(PROVE_ENDPOINTS.map(Endpoint::path));
+    crate::telemetry::metrics::register_endpoints(
+        crate::prove::Endpoint::ALL.map(crate::prove::Endpoint::path),
+    );
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::Serving).await;
 

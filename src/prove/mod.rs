@@ -4,8 +4,12 @@
 
 pub mod auth;
 pub mod client;
+pub mod endpoint;
 pub mod error;
 pub mod models;
+pub mod settings;
 
 pub use client::{CallContext, MAX_BODY_BYTES, Product, ProveClient};
+pub use endpoint::Endpoint;
 pub use error::ProveError;
+pub use settings::{Credentials, Upstream};

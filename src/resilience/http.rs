@@ -8,11 +8,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use tracing::Instrument;
 
+use super::Error;
 use super::{Body, OutboundRequest, OutboundResponse};
-use crate::prove::ProveError;
 
 /// Builds the one HTTP client of the process: rustls, keep-alive, connect timeout.
 pub fn build_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
@@ -45,24 +45,25 @@ impl HttpSend {
 
 impl tower::Service<OutboundRequest> for HttpSend {
     type Response = OutboundResponse;
-    type Error = ProveError;
-    type Future = BoxFuture<'static, Result<OutboundResponse, ProveError>>;
+    type Error = Error;
+    type Future = BoxFuture<'static, Result<OutboundResponse, Error>>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), ProveError>> {
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: OutboundRequest) -> Self::Future {
         let client = self.client.clone();
-        let url = self.base_url.join(request.endpoint.path());
-        let endpoint = request.endpoint;
-        let span = crate::telemetry::attempt_span(endpoint.path(), request.attempt);
+        let url = self.base_url.join(request.path);
+        let endpoint = request.path;
+        let on_answer = request.on_answer;
+        let span = crate::telemetry::attempt_span(endpoint, request.attempt);
         let attempt_span = span.clone();
         let started = tokio::time::Instant::now();
         let attempt = async move {
             // A URL or request that cannot be built is the gateway's own fault, never sent: not
             // an outage of Prove, so it is not retried and gets no retry hint.
-            let url = url.map_err(|e| ProveError::Request(format!("bad Prove URL: {e}")))?;
+            let url = url.map_err(|e| Error::Request(format!("bad Prove URL: {e}")))?;
             let (content_type, bytes) = match request.body {
                 Body::Json(bytes) => ("application/json", bytes),
                 Body::Form(bytes) => ("application/x-www-form-urlencoded", bytes),
@@ -72,15 +73,12 @@ impl tower::Service<OutboundRequest> for HttpSend {
                 .header(CONTENT_TYPE, content_type)
                 .header(ACCEPT, "application/json")
                 .body(bytes);
-            if let Some(token) = &request.bearer {
-                let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-                    .map_err(|_| ProveError::BadResponse("token is not a valid header".into()))?;
-                value.set_sensitive(true);
-                builder = builder.header(AUTHORIZATION, value);
+            if let Some(bearer) = request.bearer {
+                builder = builder.header(AUTHORIZATION, bearer);
             }
             let mut http_request = builder
                 .build()
-                .map_err(|e| ProveError::Request(cause_of(&e, "cannot build the request")))?;
+                .map_err(|e| Error::Request(cause_of(&e, "cannot build the request")))?;
             crate::telemetry::inject_trace_context(http_request.headers_mut());
             let response = client
                 .execute(http_request)
@@ -106,7 +104,9 @@ impl tower::Service<OutboundRequest> for HttpSend {
                 };
                 let result = attempt.await;
                 if let Ok(response) = &result {
-                    record_answered_correlation_id(&finished.span, response);
+                    if let Some(hook) = on_answer {
+                        hook(&finished.span, response);
+                    }
                     finished.status = Some(response.status);
                 }
                 result
@@ -120,7 +120,7 @@ impl tower::Service<OutboundRequest> for HttpSend {
 /// no answer, including when a timeout dropped it before Prove answered.
 struct AttemptFinished {
     span: tracing::Span,
-    endpoint: crate::resilience::Endpoint,
+    endpoint: &'static str,
     started: tokio::time::Instant,
     status: Option<u16>,
 }
@@ -129,40 +129,22 @@ impl Drop for AttemptFinished {
     fn drop(&mut self) {
         crate::telemetry::attempt_finished(
             &self.span,
-            self.endpoint.path(),
+            self.endpoint,
             self.status,
             self.started.elapsed(),
         );
     }
 }
 
-/// Unify and Verify answers carry the new session's correlation ID: put it on the attempt span.
-fn record_answered_correlation_id(span: &tracing::Span, response: &OutboundResponse) {
-    #[derive(serde::Deserialize)]
-    struct Answer {
-        #[serde(rename = "correlationId")]
-        correlation_id: Option<String>,
-    }
-    if !(200..300).contains(&response.status) {
-        return;
-    }
-    if let Ok(Answer {
-        correlation_id: Some(id),
-    }) = serde_json::from_slice(&response.body)
-    {
-        span.record("prove.correlation_id", id.as_str());
-    }
-}
-
 /// Classifies a reqwest failure. A connect error means Prove never saw the request, so it is
 /// safe to retry; anything later leaves the outcome unknown.
-fn transport_error(error: reqwest::Error) -> ProveError {
+fn transport_error(error: reqwest::Error) -> Error {
     if error.is_connect() {
-        ProveError::Unavailable(cause_of(&error, "connection failed"))
+        Error::Unreachable(cause_of(&error, "connection failed"))
     } else if error.is_timeout() {
-        ProveError::Timeout { sent: true }
+        Error::Timeout { sent: true }
     } else {
-        ProveError::ConnectionLost(cause_of(&error, "connection failed"))
+        Error::ConnectionLost(cause_of(&error, "connection failed"))
     }
 }
 
@@ -194,24 +176,21 @@ mod tests {
     use tower::ServiceExt as _;
 
     use super::*;
-    use crate::resilience::Endpoint;
     use crate::resilience::retry::retryable;
 
     fn request() -> OutboundRequest {
         OutboundRequest {
-            endpoint: Endpoint::Unify,
+            path: "/v3/unify",
             body: Body::Json(bytes::Bytes::from_static(b"{}")),
             bearer: None,
             client_id: "client".into(),
             deadline: None,
             attempt: 1,
+            on_answer: None,
         }
     }
 
-    async fn send(
-        client: reqwest::Client,
-        addr: SocketAddr,
-    ) -> Result<OutboundResponse, ProveError> {
+    async fn send(client: reqwest::Client, addr: SocketAddr) -> Result<OutboundResponse, Error> {
         let base = url::Url::parse(&format!("http://{addr}")).unwrap();
         HttpSend::new(client, base).oneshot(request()).await
     }
@@ -246,10 +225,7 @@ mod tests {
         };
         // Nothing listens there any more: the kernel refuses the connection.
         let result = send(build_client(Duration::from_secs(5)).unwrap(), addr).await;
-        assert!(
-            matches!(result, Err(ProveError::Unavailable(_))),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(Error::Unreachable(_))), "{result:?}");
         assert_eq!(
             retryable(&result),
             Some(None),
@@ -275,7 +251,7 @@ mod tests {
         };
         let (result, ()) = tokio::join!(send(client, addr), prove);
         assert!(
-            matches!(result, Err(ProveError::Timeout { sent: true })),
+            matches!(result, Err(Error::Timeout { sent: true })),
             "{result:?}"
         );
         assert_eq!(retryable(&result), None, "Prove may have acted on it");
@@ -297,7 +273,7 @@ mod tests {
         };
         let (result, ()) = tokio::join!(send(client, addr), prove);
         assert!(
-            matches!(result, Err(ProveError::ConnectionLost(_))),
+            matches!(result, Err(Error::ConnectionLost(_))),
             "{result:?}"
         );
         assert_eq!(retryable(&result), None, "Prove may have acted on it");

@@ -13,10 +13,12 @@
 //! Everything below the retry layer sees one attempt; nothing but the retry layer decides to
 //! send a request twice.
 
+pub mod error;
 pub mod http;
 pub mod rate_limit;
 pub mod redis_limiter;
 pub mod retry;
+pub mod settings;
 pub mod timeout;
 
 use std::sync::Arc;
@@ -27,10 +29,10 @@ use tokio::time::Instant;
 use tower::ServiceBuilder;
 use tower::util::BoxCloneSyncService;
 
-use crate::config::OutboundSettings;
-use crate::prove::ProveError;
+pub use error::{Error, WaitLimit};
 pub use rate_limit::{LocalRateLimiter, RateLimiter, retry_after};
 pub use redis_limiter::RedisRateLimiter;
+pub use settings::OutboundSettings;
 
 /// The limiter the settings ask for: shared through Redis when `PROVE_RATE_LIMIT_REDIS_URL` is
 /// set, else this replica's own.
@@ -41,55 +43,42 @@ pub fn limiter(settings: &OutboundSettings) -> Result<Arc<dyn RateLimiter>, redi
     })
 }
 
-/// The Prove endpoints the gateway calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    /// `POST /token` (no `/v3` prefix).
-    Token,
-    /// `POST /v3/unify`.
-    Unify,
-    /// `POST /v3/unify-status`.
-    UnifyStatus,
-    /// `POST /v3/unify-bind`.
-    UnifyBind,
-    /// `POST /v3/verify`.
-    Verify,
-    /// `POST /v3/verify-status`.
-    VerifyStatus,
-}
-
-impl Endpoint {
-    /// The path on Prove's host; also the low-cardinality label of metrics and spans.
-    pub fn path(self) -> &'static str {
-        match self {
-            Self::Token => "/token",
-            Self::Unify => "/v3/unify",
-            Self::UnifyStatus => "/v3/unify-status",
-            Self::UnifyBind => "/v3/unify-bind",
-            Self::Verify => "/v3/verify",
-            Self::VerifyStatus => "/v3/verify-status",
-        }
-    }
-}
-
 /// The body of an outbound request, already encoded so retries replay the same bytes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Body {
     /// `application/json`.
     Json(Bytes),
-    /// `application/x-www-form-urlencoded` (the token request).
+    /// `application/x-www-form-urlencoded` (the token request, which holds the client secret).
     Form(Bytes),
 }
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // JSON bodies hold personal data and the form holds the OAuth client secret: only the
+        // kind and the length are printed.
+        let (kind, bytes) = match self {
+            Self::Json(bytes) => ("Json", bytes),
+            Self::Form(bytes) => ("Form", bytes),
+        };
+        write!(f, "{kind}({} bytes)", bytes.len())
+    }
+}
+
+/// Looks at an answer on the attempt's span before the attempt ends, so the caller can add
+/// what only it can read from the body (Prove's correlation ID) to the right span.
+pub type AnswerHook = fn(&tracing::Span, &OutboundResponse);
 
 /// One request to Prove; cheap to clone so that the retry layer can replay it.
 #[derive(Clone)]
 pub struct OutboundRequest {
-    /// Which endpoint.
-    pub endpoint: Endpoint,
+    /// The path on the upstream host (`/v3/unify`); also the endpoint's label in metrics and
+    /// spans, so it must come from a small fixed set.
+    pub path: &'static str,
     /// The encoded body.
     pub body: Body,
-    /// The bearer token, for `/v3` calls.
-    pub bearer: Option<Arc<str>>,
+    /// The `Authorization` value (`Bearer …`, marked sensitive), for `/v3` calls. The caller
+    /// builds it, so a token that cannot be a header is its error, found before sending.
+    pub bearer: Option<::http::HeaderValue>,
     /// The OAuth client ID the call is made for: Prove limits the rate per client, so the
     /// limiter keys its permits by it.
     pub client_id: Arc<str>,
@@ -97,13 +86,15 @@ pub struct OutboundRequest {
     pub deadline: Option<Instant>,
     /// Which attempt this is, starting at 1; the retry layer counts it up.
     pub attempt: u32,
+    /// Called with each answer of each attempt, on the attempt's span.
+    pub on_answer: Option<AnswerHook>,
 }
 
 impl std::fmt::Debug for OutboundRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Bodies hold personal data and bearers are secrets: neither is printed.
         f.debug_struct("OutboundRequest")
-            .field("endpoint", &self.endpoint)
+            .field("path", &self.path)
             .field("attempt", &self.attempt)
             .finish_non_exhaustive()
     }
@@ -122,7 +113,7 @@ pub struct OutboundResponse {
 }
 
 /// The composed outbound service.
-pub type Outbound = BoxCloneSyncService<OutboundRequest, OutboundResponse, ProveError>;
+pub type Outbound = BoxCloneSyncService<OutboundRequest, OutboundResponse, Error>;
 
 /// Builds the outbound stack over `client` (see the module docs for the order and its reasons).
 pub fn outbound_stack(
@@ -137,4 +128,31 @@ pub fn outbound_stack(
         .layer(timeout::AttemptTimeoutLayer::new(settings.request_timeout))
         .service(HttpSend::new(client, base_url));
     BoxCloneSyncService::new(service)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_of_a_request_prints_neither_its_body_nor_its_bearer() {
+        let form = Body::Form(Bytes::from_static(
+            b"grant_type=client_credentials&client_id=id&client_secret=hunter2",
+        ));
+        assert_eq!(format!("{form:?}"), "Form(64 bytes)");
+        let mut bearer = ::http::HeaderValue::from_static("Bearer t0ken");
+        bearer.set_sensitive(true);
+        let request = OutboundRequest {
+            path: "/token",
+            body: form,
+            bearer: Some(bearer),
+            client_id: "id".into(),
+            deadline: None,
+            attempt: 1,
+            on_answer: None,
+        };
+        let printed = format!("{request:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("t0ken"), "{printed}");
+    }
 }

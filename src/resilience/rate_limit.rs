@@ -16,10 +16,9 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
+use super::OutboundSettings;
+use super::error::{Error, WaitLimit};
 use super::{OutboundRequest, OutboundResponse};
-use crate::config::OutboundSettings;
-use crate::prove::ProveError;
-use crate::prove::error::WaitLimit;
 
 mod signals;
 pub use signals::{pause_from, retry_after};
@@ -33,14 +32,14 @@ pub(super) const SAFETY_MARGIN: f64 = 1.02;
 pub trait RateLimiter: Send + Sync + 'static {
     /// Waits until a request for `key` (an OAuth client ID) may go out and returns how long it
     /// waited. Refuses at once, without waiting, when the wait would end after `deadline` or
-    /// exceed the configured maximum wait ([`ProveError::RateLimited`]), or when too many calls
-    /// already wait ([`ProveError::Overloaded`]). A caller already waiting whose turn a pause
+    /// exceed the configured maximum wait ([`Error::RateLimited`]), or when too many calls
+    /// already wait ([`Error::Overloaded`]). A caller already waiting whose turn a pause
     /// moves past those limits is refused as well, as soon as it learns of the move.
     fn acquire<'a>(
         &'a self,
         key: &'a str,
         deadline: Option<Instant>,
-    ) -> BoxFuture<'a, Result<Duration, ProveError>>;
+    ) -> BoxFuture<'a, Result<Duration, Error>>;
 
     /// Prove said to send nothing for `key` until `until` (a 429's `Retry-After`, or
     /// `X-RateLimit-Remaining: 0` until `X-RateLimit-Reset`). Callers already waiting are held
@@ -148,7 +147,7 @@ pub struct LocalRateLimiter {
 enum Step {
     Go,
     WaitUntil(Instant),
-    Refuse(ProveError),
+    Refuse(Error),
 }
 
 /// A caller's place in the queue; dropping it (the call was cancelled, or refused) gives the
@@ -219,7 +218,7 @@ impl LocalRateLimiter {
         key: &'a str,
         deadline: Option<Instant>,
         now: Instant,
-    ) -> Result<Option<Ticket<'a>>, ProveError> {
+    ) -> Result<Option<Ticket<'a>>, Error> {
         let mut keys = self.keys.lock();
         let Keys {
             by_key,
@@ -247,10 +246,10 @@ impl LocalRateLimiter {
         };
         let wait = ready - now;
         if *waiting >= self.queue_limit {
-            return Err(ProveError::Overloaded { retry_after: wait });
+            return Err(Error::Overloaded { retry_after: wait });
         }
         if let Some(limit) = self.limit_passed(start, now, deadline) {
-            return Err(ProveError::RateLimited {
+            return Err(Error::RateLimited {
                 retry_after: wait,
                 limit,
             });
@@ -295,7 +294,7 @@ impl LocalRateLimiter {
             if due > slot.at
                 && let Some(limit) = self.limit_passed(due, asked, deadline)
             {
-                return Step::Refuse(ProveError::RateLimited {
+                return Step::Refuse(Error::RateLimited {
                     retry_after: due - now,
                     limit,
                 });
@@ -330,7 +329,7 @@ impl RateLimiter for LocalRateLimiter {
         &'a self,
         key: &'a str,
         deadline: Option<Instant>,
-    ) -> BoxFuture<'a, Result<Duration, ProveError>> {
+    ) -> BoxFuture<'a, Result<Duration, Error>> {
         Box::pin(async move {
             let asked = Instant::now();
             let Some(ticket) = self.reserve(key, deadline, asked)? else {
@@ -413,17 +412,17 @@ pub struct RateLimit<S> {
 
 impl<S> tower::Service<OutboundRequest> for RateLimit<S>
 where
-    S: tower::Service<OutboundRequest, Response = OutboundResponse, Error = ProveError>
+    S: tower::Service<OutboundRequest, Response = OutboundResponse, Error = Error>
         + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
 {
     type Response = OutboundResponse;
-    type Error = ProveError;
-    type Future = BoxFuture<'static, Result<OutboundResponse, ProveError>>;
+    type Error = Error;
+    type Future = BoxFuture<'static, Result<OutboundResponse, Error>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProveError>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.inner.poll_ready(cx)
     }
 
@@ -437,7 +436,7 @@ where
             let result = limiter.acquire(&key, request.deadline).await;
             match &result {
                 Ok(waited) => crate::telemetry::rate_limit_waited(*waited),
-                Err(error) => crate::telemetry::rate_limit_rejected(rejection_reason(error)),
+                Err(error) => crate::telemetry::rate_limit_rejected(error.rejection_reason()),
             }
             result?;
             let response = inner.call(request).await?;
@@ -449,48 +448,10 @@ where
     }
 }
 
-/// The metrics' `reason` for a refusal by the limiter (one of
-/// `telemetry::metrics::RATE_LIMIT_REJECTION_REASONS`).
-fn rejection_reason(error: &ProveError) -> &'static str {
-    match error {
-        ProveError::Overloaded { .. } => "queue_full",
-        ProveError::RateLimited {
-            limit: WaitLimit::MaxWait,
-            ..
-        } => "max_wait",
-        _ => "deadline",
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_refusal_is_counted_under_its_pre_registered_reason() {
-        let refused = |limit| ProveError::RateLimited {
-            retry_after: Duration::from_secs(1),
-            limit,
-        };
-        let shed = ProveError::Overloaded {
-            retry_after: Duration::from_secs(1),
-        };
-        assert_eq!(rejection_reason(&refused(WaitLimit::MaxWait)), "max_wait");
-        assert_eq!(rejection_reason(&refused(WaitLimit::Deadline)), "deadline");
-        assert_eq!(rejection_reason(&shed), "queue_full");
-        for error in [
-            refused(WaitLimit::MaxWait),
-            refused(WaitLimit::Deadline),
-            shed,
-        ] {
-            assert!(
-                crate::telemetry::metrics::RATE_LIMIT_REJECTION_REASONS
-                    .contains(&rejection_reason(&error)),
-                "{error:?} is counted under a reason that is not pre-registered"
-            );
-        }
-    }
 
     fn limiter(rps: u32, burst: u32, max_wait: Duration, queue: usize) -> LocalRateLimiter {
         LocalRateLimiter::new(&OutboundSettings {
@@ -565,7 +526,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, ProveError::RateLimited { retry_after, .. } if retry_after > Duration::from_millis(900))
+            matches!(err, Error::RateLimited { retry_after, .. } if retry_after > Duration::from_millis(900))
         );
         assert_eq!(Instant::now(), before, "refused without waiting");
     }
@@ -579,7 +540,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                ProveError::RateLimited {
+                Error::RateLimited {
                     limit: WaitLimit::MaxWait,
                     ..
                 }
@@ -592,7 +553,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                ProveError::RateLimited {
+                Error::RateLimited {
                     limit: WaitLimit::Deadline,
                     ..
                 }
@@ -612,7 +573,7 @@ mod tests {
         tokio::task::yield_now().await;
         assert_eq!(limiter.waiting(), 1);
         let err = limiter.acquire("k", None).await.unwrap_err();
-        assert!(matches!(err, ProveError::Overloaded { .. }));
+        assert!(matches!(err, Error::Overloaded { .. }));
         waiter.await.unwrap().unwrap();
         assert_eq!(limiter.waiting(), 0);
     }
@@ -762,7 +723,7 @@ mod tests {
                                         }
                                     }
                                     // Shed, or the very first caller, which goes at once.
-                                    Poll::Ready(Err(ProveError::Overloaded { .. }) | Ok(_)) => {}
+                                    Poll::Ready(Err(Error::Overloaded { .. }) | Ok(_)) => {}
                                     Poll::Ready(other) => panic!("{other:?}"),
                                 }
                             }
@@ -810,7 +771,7 @@ mod tests {
 
         let (result, answered) = waiter.await.unwrap();
         assert!(
-            matches!(result, Err(ProveError::RateLimited { retry_after, .. }) if retry_after > Duration::from_secs(1)),
+            matches!(result, Err(Error::RateLimited { retry_after, .. }) if retry_after > Duration::from_secs(1)),
             "{result:?}"
         );
         assert!(answered < deadline, "refused only at {answered:?}");

@@ -21,12 +21,11 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::time::Instant;
 
+use super::OutboundSettings;
+use super::error::{Error, WaitLimit};
 use super::rate_limit::{
     LocalRateLimiter, MAX_PAUSE, RateLimiter, SAFETY_MARGIN, WINDOW, nearer_limit,
 };
-use crate::config::OutboundSettings;
-use crate::prove::ProveError;
-use crate::prove::error::WaitLimit;
 
 /// Reserves the next slot. Returns `{outcome, wait, slot, shift}`: outcome 0 refused (the wait
 /// passes `max_wait`), 1 sent now, 2 queued (wait until `slot`, taken when the key's pause
@@ -294,7 +293,7 @@ impl RedisRateLimiter {
         mut wait: Duration,
         asked: Instant,
         deadline: Option<Instant>,
-    ) -> Result<Duration, ProveError> {
+    ) -> Result<Duration, Error> {
         loop {
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
@@ -307,7 +306,7 @@ impl RedisRateLimiter {
                     let passed = nearer_limit(asked.checked_add(self.max_wait), deadline)
                         .filter(|(end, _)| due.is_none_or(|due| due > *end));
                     if moved && let Some((_, limit)) = passed {
-                        return Err(ProveError::RateLimited {
+                        return Err(Error::RateLimited {
                             retry_after: next,
                             limit,
                         });
@@ -332,7 +331,7 @@ impl RateLimiter for RedisRateLimiter {
         &'a self,
         key: &'a str,
         deadline: Option<Instant>,
-    ) -> BoxFuture<'a, Result<Duration, ProveError>> {
+    ) -> BoxFuture<'a, Result<Duration, Error>> {
         Box::pin(async move {
             let asked = Instant::now();
             let (max_wait, limit) = nearer_limit(asked.checked_add(self.max_wait), deadline)
@@ -349,11 +348,11 @@ impl RateLimiter for RedisRateLimiter {
                     self.wait_turn(key, slot, &member, wait, asked, deadline)
                         .await
                 }
-                Ok(Reserved::TooLong(wait)) => Err(ProveError::RateLimited {
+                Ok(Reserved::TooLong(wait)) => Err(Error::RateLimited {
                     retry_after: wait,
                     limit,
                 }),
-                Ok(Reserved::QueueFull(wait)) => Err(ProveError::Overloaded { retry_after: wait }),
+                Ok(Reserved::QueueFull(wait)) => Err(Error::Overloaded { retry_after: wait }),
                 Err(error) => {
                     redis_failed(&error);
                     drop(place);

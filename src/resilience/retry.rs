@@ -23,10 +23,10 @@ use rand::Rng;
 use tokio::time::Instant;
 use tower::retry::budget::{Budget, TpsBudget};
 
+use super::Error;
+use super::OutboundSettings;
 use super::rate_limit::retry_after;
 use super::{OutboundRequest, OutboundResponse};
-use crate::config::OutboundSettings;
-use crate::prove::ProveError;
 
 /// Retries may add this fraction of the requests of the last ten seconds. Half: enough to ride
 /// out a partial outage (at 30% failures a call needs 0.43 retries on average), while a total
@@ -84,12 +84,12 @@ pub struct RetryPolicy {
 }
 
 /// Why an attempt may be retried, and the least wait Prove asked for.
-pub(crate) fn retryable(result: &Result<OutboundResponse, ProveError>) -> Option<Option<Duration>> {
+pub(crate) fn retryable(result: &Result<OutboundResponse, Error>) -> Option<Option<Duration>> {
     match result {
         Ok(response) if matches!(response.status, 429 | 500 | 502 | 503 | 504) => {
             Some(retry_after(&response.headers))
         }
-        Err(ProveError::Unavailable(_)) => Some(None),
+        Err(Error::Unreachable(_)) => Some(None),
         _ => None,
     }
 }
@@ -105,13 +105,13 @@ impl RetryPolicy {
     }
 }
 
-impl tower::retry::Policy<OutboundRequest, OutboundResponse, ProveError> for RetryPolicy {
+impl tower::retry::Policy<OutboundRequest, OutboundResponse, Error> for RetryPolicy {
     type Future = BoxFuture<'static, ()>;
 
     fn retry(
         &mut self,
         request: &mut OutboundRequest,
-        result: &mut Result<OutboundResponse, ProveError>,
+        result: &mut Result<OutboundResponse, Error>,
     ) -> Option<Self::Future> {
         if request.attempt == 1 {
             // A first attempt that got this far was really sent: that is what earns budget.
@@ -127,7 +127,7 @@ impl tower::retry::Policy<OutboundRequest, OutboundResponse, ProveError> for Ret
         // `retry_after` cuts Prove's wait to the longest pause, so an answer at the cap asked
         // for at least that long.
         if prove_wait >= LONGEST_WAIT {
-            crate::telemetry::retry_skipped(request.endpoint.path(), "retry_after");
+            crate::telemetry::retry_skipped(request.path, "retry_after");
             return None;
         }
         let delay = self.backoff(request.attempt).max(prove_wait);
@@ -136,14 +136,14 @@ impl tower::retry::Policy<OutboundRequest, OutboundResponse, ProveError> for Ret
                 .checked_add(delay)
                 .is_none_or(|resume| resume >= deadline)
         }) {
-            crate::telemetry::retry_skipped(request.endpoint.path(), "deadline");
+            crate::telemetry::retry_skipped(request.path, "deadline");
             return None;
         }
         if !self.budget.withdraw() {
-            crate::telemetry::retry_skipped(request.endpoint.path(), "budget");
+            crate::telemetry::retry_skipped(request.path, "budget");
             return None;
         }
-        crate::telemetry::retry_scheduled(request.endpoint.path(), request.attempt + 1, delay);
+        crate::telemetry::retry_scheduled(request.path, request.attempt + 1, delay);
         request.attempt += 1;
         Some(Box::pin(async move { tokio::time::sleep(delay).await }))
     }
@@ -169,16 +169,17 @@ mod tests {
 
     fn request(deadline: Option<Instant>) -> OutboundRequest {
         OutboundRequest {
-            endpoint: super::super::Endpoint::Unify,
+            path: "/v3/unify",
             body: super::super::Body::Json(bytes::Bytes::new()),
             bearer: None,
             client_id: "c".into(),
             deadline,
             attempt: 1,
+            on_answer: None,
         }
     }
 
-    fn answer(status: u16, retry_after: Option<&str>) -> Result<OutboundResponse, ProveError> {
+    fn answer(status: u16, retry_after: Option<&str>) -> Result<OutboundResponse, Error> {
         let mut headers = ::http::HeaderMap::new();
         if let Some(value) = retry_after {
             headers.insert("retry-after", value.parse().unwrap());
@@ -216,11 +217,11 @@ mod tests {
     #[test]
     fn only_connections_that_never_sent_are_retried() {
         let mut req = request(None);
-        let mut refused = Err(ProveError::Unavailable("refused".into()));
+        let mut refused = Err(Error::Unreachable("refused".into()));
         assert!(policy(3).retry(&mut req, &mut refused).is_some());
-        let mut lost = Err(ProveError::ConnectionLost("reset".into()));
+        let mut lost = Err(Error::ConnectionLost("reset".into()));
         assert!(policy(3).retry(&mut request(None), &mut lost).is_none());
-        let mut timed_out = Err(ProveError::Timeout { sent: true });
+        let mut timed_out = Err(Error::Timeout { sent: true });
         assert!(
             policy(3)
                 .retry(&mut request(None), &mut timed_out)
@@ -230,7 +231,7 @@ mod tests {
 
     #[test]
     fn a_request_the_gateway_could_not_build_is_never_retried() {
-        let mut unbuildable = Err(ProveError::Request("bad Prove URL".into()));
+        let mut unbuildable = Err(Error::Request("bad Prove URL".into()));
         let mut req = request(None);
         assert!(policy(3).retry(&mut req, &mut unbuildable).is_none());
         assert_eq!(req.attempt, 1);

@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::time::Instant;
 
+use super::Error;
 use super::{OutboundRequest, OutboundResponse};
-use crate::prove::ProveError;
 
 /// Layer for [`AttemptTimeout`].
 #[derive(Debug, Clone)]
@@ -35,7 +35,7 @@ impl<S> tower::Layer<S> for AttemptTimeoutLayer {
     }
 }
 
-/// Fails an attempt with [`ProveError::Timeout`] when it runs past its time.
+/// Fails an attempt with [`Error::Timeout`] when it runs past its time.
 #[derive(Debug, Clone)]
 pub struct AttemptTimeout<S> {
     inner: S,
@@ -44,14 +44,14 @@ pub struct AttemptTimeout<S> {
 
 impl<S> tower::Service<OutboundRequest> for AttemptTimeout<S>
 where
-    S: tower::Service<OutboundRequest, Response = OutboundResponse, Error = ProveError>,
+    S: tower::Service<OutboundRequest, Response = OutboundResponse, Error = Error>,
     S::Future: Send + 'static,
 {
     type Response = OutboundResponse;
-    type Error = ProveError;
-    type Future = BoxFuture<'static, Result<OutboundResponse, ProveError>>;
+    type Error = Error;
+    type Future = BoxFuture<'static, Result<OutboundResponse, Error>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ProveError>> {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.inner.poll_ready(cx)
     }
 
@@ -64,7 +64,7 @@ where
         Box::pin(async move {
             match tokio::time::timeout_at(until, future).await {
                 Ok(result) => result,
-                Err(_) => Err(ProveError::Timeout { sent: true }),
+                Err(_) => Err(Error::Timeout { sent: true }),
             }
         })
     }

@@ -4,7 +4,7 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 
-use crate::config::OtelSettings;
+use crate::telemetry::{OtelSettings, Sampler as Named};
 
 /// The tracer provider: sampling as configured, exporting in batches to `settings.endpoint`, or
 /// not exporting at all when no endpoint is set (its spans still carry trace context through to
@@ -30,14 +30,14 @@ pub fn provider(settings: &OtelSettings) -> anyhow::Result<SdkTracerProvider> {
 
 fn sampler(settings: &OtelSettings) -> Sampler {
     let ratio = settings.sampler_arg.unwrap_or(1.0);
-    match settings.sampler.as_str() {
-        "always_on" => Sampler::AlwaysOn,
-        "always_off" => Sampler::AlwaysOff,
-        "traceidratio" => Sampler::TraceIdRatioBased(ratio),
-        "parentbased_always_off" => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
-        "parentbased_traceidratio" => {
+    match settings.sampler {
+        Named::AlwaysOn => Sampler::AlwaysOn,
+        Named::AlwaysOff => Sampler::AlwaysOff,
+        Named::TraceIdRatio => Sampler::TraceIdRatioBased(ratio),
+        Named::ParentbasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        Named::ParentbasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        Named::ParentbasedTraceIdRatio => {
             Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio)))
         }
-        _ => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
     }
 }

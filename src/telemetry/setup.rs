@@ -18,7 +18,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use super::outbound::OUTBOUND_TARGET;
-use crate::config::{LogFormat, Settings};
+use super::settings::{LogFormat, TelemetrySettings};
 
 /// Keeps the tracer provider alive; [`Guard::shutdown`] flushes spans before exit.
 #[derive(Default)]
@@ -50,7 +50,7 @@ impl Guard {
 /// carry the trace context only, see [`inject_trace_context`]), the log subscriber writing to
 /// stdout and the tracing layer, which exports over OTLP when an endpoint is configured. Call
 /// once, inside the Tokio runtime (the OTLP/gRPC exporter needs it).
-pub fn init(settings: &Settings) -> anyhow::Result<Guard> {
+pub fn init(settings: impl Into<TelemetrySettings>) -> anyhow::Result<Guard> {
     init_with_writer(settings, std::io::stdout)
 }
 
@@ -59,10 +59,14 @@ pub fn init(settings: &Settings) -> anyhow::Result<Guard> {
 /// The OpenTelemetry layer is installed even without an export endpoint: the gateway's spans
 /// then still carry the caller's trace context on to Prove in `traceparent`, they are just not
 /// exported.
-pub fn init_with_writer<W>(settings: &Settings, writer: W) -> anyhow::Result<Guard>
+pub fn init_with_writer<W>(
+    settings: impl Into<TelemetrySettings>,
+    writer: W,
+) -> anyhow::Result<Guard>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    let settings = settings.into();
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
         Box::new(TraceContextPropagator::new()),
         Box::new(BaggagePropagator::new()),
@@ -130,9 +134,9 @@ mod tests {
     fn without_an_export_endpoint_the_trace_context_still_reaches_prove() {
         use opentelemetry::propagation::TextMapPropagator as _;
         use opentelemetry::trace::TracerProvider as _;
-        let settings = Settings::for_tests(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
-        assert!(settings.otel.endpoint.is_none());
-        let provider = super::super::otlp::provider(&settings.otel).unwrap();
+        let otel = super::super::OtelSettings::default();
+        assert!(otel.endpoint.is_none());
+        let provider = super::super::otlp::provider(&otel).unwrap();
         let subscriber = tracing_subscriber::registry().with(
             tracing_opentelemetry::layer()
                 .with_tracer(provider.tracer("test"))

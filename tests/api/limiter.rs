@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use prove_gateway::config::OutboundSettings;
-use prove_gateway::prove::ProveError;
+use prove_gateway::resilience::Error as LimiterError;
 use prove_gateway::resilience::{LocalRateLimiter, RateLimiter};
 use tokio::time::Instant;
 
@@ -143,7 +143,7 @@ async fn play(scenario: &Scenario) -> Vec<Event> {
             };
             let event = match result {
                 Some(Ok(_)) => Event::Sent { at: Instant::now() },
-                Some(Err(ProveError::Overloaded { .. })) => Event::Shed {
+                Some(Err(LimiterError::Overloaded { .. })) => Event::Shed {
                     waiting: limiter.waiting(),
                 },
                 Some(Err(_)) => Event::Refused,

@@ -5,7 +5,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use prove_gateway::config::OutboundSettings;
-use prove_gateway::prove::ProveError;
+use prove_gateway::resilience::Error as LimiterError;
 use prove_gateway::resilience::{RateLimiter, RedisRateLimiter};
 use prove_gateway::simulator::{self, SimulatorConfig};
 use secrecy::SecretString;
@@ -184,7 +184,7 @@ async fn two_hundred_callers_on_a_shared_queue_of_ten_get_ten_places() {
     let admitted = results.iter().filter(|r| r.is_ok()).count();
     let shed = results
         .iter()
-        .filter(|r| matches!(r, Err(ProveError::Overloaded { .. })))
+        .filter(|r| matches!(r, Err(LimiterError::Overloaded { .. })))
         .count();
     assert_eq!((admitted, shed), (10, 190), "{:?}", results.last());
 }
@@ -238,7 +238,10 @@ async fn a_pause_from_another_replica_holds_callers_already_queued() {
         .iter()
         .filter(|t| **t < pause_end + Duration::from_millis(40))
         .count();
-    assert!(at_the_end <= 1, "{at_the_end} sent at the pause's end: {admitted:?}");
+    assert!(
+        at_the_end <= 1,
+        "{at_the_end} sent at the pause's end: {admitted:?}"
+    );
 }
 
 #[tokio::test]
@@ -274,7 +277,7 @@ async fn late_wakeups_never_put_more_than_the_rate_into_one_second_of_the_shared
 
 #[tokio::test]
 async fn a_shared_wait_past_the_maximum_wait_is_refused_as_max_wait() {
-    use prove_gateway::prove::error::WaitLimit;
+    use prove_gateway::resilience::WaitLimit;
     let redis = Redis::start().await;
     let settings = OutboundSettings {
         rate_limit_rps: 1,
@@ -288,7 +291,7 @@ async fn a_shared_wait_past_the_maximum_wait_is_refused_as_max_wait() {
     assert!(
         matches!(
             err,
-            ProveError::RateLimited {
+            LimiterError::RateLimited {
                 limit: WaitLimit::MaxWait,
                 ..
             }
@@ -300,7 +303,7 @@ async fn a_shared_wait_past_the_maximum_wait_is_refused_as_max_wait() {
     assert!(
         matches!(
             err,
-            ProveError::RateLimited {
+            LimiterError::RateLimited {
                 limit: WaitLimit::Deadline,
                 ..
             }
