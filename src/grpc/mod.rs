@@ -56,15 +56,26 @@ pub use verify::VerifyApi;
 /// digits and a unit, H M S m u n). Tonic enforces the deadline itself; the gateway also needs
 /// it up front, to refuse a rate-limit wait or a retry that could not finish in time.
 pub fn call_context<T>(request: &tonic::Request<T>) -> crate::prove::CallContext {
-    let timeout = request
-        .metadata()
-        .get("grpc-timeout")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_grpc_timeout);
-    crate::prove::CallContext {
-        deadline: timeout.map(|t| tokio::time::Instant::now() + t),
-    }
+    let deadline = request
+        .extensions()
+        .get::<Deadline>()
+        .map(|d| d.0)
+        .or_else(|| {
+            request
+                .metadata()
+                .get("grpc-timeout")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_grpc_timeout)
+                .and_then(|t| tokio::time::Instant::now().checked_add(t))
+        });
+    crate::prove::CallContext { deadline }
 }
+
+/// The caller's deadline as the server's edge read it when the call's headers arrived. The edge
+/// puts it in the request's extensions, so a handler counts from the same instant as the edge
+/// (not from when the message finished arriving) and answers before the edge's own timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline(pub tokio::time::Instant);
 
 pub(crate) fn parse_grpc_timeout(raw: &str) -> Option<std::time::Duration> {
     use std::time::Duration;

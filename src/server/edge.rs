@@ -27,11 +27,12 @@ use crate::telemetry::{BodyEnd, WatchBody};
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long after the caller's deadline the edge answers for a handler that has not. Handlers
-/// know the deadline and answer at it with a more precise status (UPSTREAM_TIMEOUT, a refused
-/// rate-limit wait); firing strictly later lets theirs win every time, since a timer that fires
-/// here has let every earlier one fire too. The edge answers for what no handler watches: a
-/// request message still arriving at the deadline.
-const DEADLINE_GRACE: Duration = Duration::from_millis(10);
+/// get the edge's deadline ([`crate::grpc::Deadline`]) and answer at it with a more precise
+/// status (UPSTREAM_TIMEOUT, a refused rate-limit wait); the grace is the time a handler may
+/// take to build that answer on a loaded machine (10 ms lost the race there under four
+/// concurrent builds). The caller has stopped listening by then, so the grace costs it nothing.
+/// The edge answers for what no handler watches: a request message still arriving.
+const DEADLINE_GRACE: Duration = Duration::from_millis(100);
 
 /// The calls of one connection, as far as idleness goes.
 #[derive(Debug, Clone, Copy, Default)]
@@ -137,14 +138,18 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let guard = self.connection.call_started();
-        let deadline = request
+        let caller_deadline = request
             .headers()
             .get("grpc-timeout")
             .and_then(|v| v.to_str().ok())
             .and_then(crate::grpc::parse_grpc_timeout)
-            .and_then(|timeout| Instant::now().checked_add(timeout.saturating_add(DEADLINE_GRACE)));
+            .and_then(|timeout| Instant::now().checked_add(timeout));
+        if let Some(at) = caller_deadline {
+            request.extensions_mut().insert(crate::grpc::Deadline(at));
+        }
+        let deadline = caller_deadline.and_then(|at| at.checked_add(DEADLINE_GRACE));
         let cut = self.connection.cut.clone();
         let request = request.map(|body| Body::new(CutOnDrain::new(body, cut)));
         let answer = self.inner.call(request);
