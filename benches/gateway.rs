@@ -6,8 +6,9 @@
 //! - the gateway as its own process (`target/release/prove-gateway`, Cargo builds it for this
 //!   bench), with its production telemetry (info logs to /dev/null, Prometheus metrics, the
 //!   OpenTelemetry layer) for latency, throughput, memory and start-up;
-//! - for limiter precision, the gateway in this process (`server::run`, as the black-box tests
-//!   start it), so that a `metrics` recorder here sees every rate-limit wait exactly;
+//! - for limiter precision, the gateway in this process (`server::run`, started by the
+//!   black-box tests' fixture, `tests/support`), so that a `metrics` recorder here sees every
+//!   rate-limit wait exactly;
 //! - the load generator: closed loops (a fixed number of calls in flight) and an open loop (a
 //!   fixed offered rate) written here with tokio, in place of ghz.
 //!
@@ -16,6 +17,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+// The gateway-plus-simulator fixture of the tests, for the phase that runs the gateway in this
+// process.
+#[path = "../tests/support/mod.rs"]
+mod fixture;
 mod support;
 
 use std::process::ExitCode;
@@ -25,7 +30,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use prove_gateway::config::{Credentials, Settings, Upstream as GatewayUpstream};
 use prove_gateway::grpc::pb::unify_service_client::UnifyServiceClient;
 use prove_gateway::simulator::{self, ManualClock, SimulatorConfig};
 use support::load::{Direct, Run, Target, closed_loop, connect, unify_request};
@@ -334,13 +338,6 @@ async fn latency_and_throughput(plan: &Plan, table: &mut Table) -> anyhow::Resul
     Ok(unloaded_gateway_p50)
 }
 
-fn credentials(id: &str, secret: &str) -> Credentials {
-    Credentials {
-        client_id: id.to_owned(),
-        client_secret: secret.to_owned().into(),
-    }
-}
-
 /// Outcome of one open-loop call.
 struct Offered {
     code: tonic::Code,
@@ -358,25 +355,9 @@ async fn limiter(
     const BUDGET: f64 = 25.0;
     const OFFERED_RPS: u32 = 100;
     let sim = simulator::spawn(SimulatorConfig::default()).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let mut settings = Settings::for_tests(addr);
-    settings.upstream = GatewayUpstream::Prove {
-        base_url: sim.base_url().parse()?,
-        unify: credentials(
-            simulator::SIM_UNIFY_CLIENT_ID,
-            simulator::SIM_UNIFY_CLIENT_SECRET,
-        ),
-        verify: credentials(
-            simulator::SIM_VERIFY_CLIENT_ID,
-            simulator::SIM_VERIFY_CLIENT_SECRET,
-        ),
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(prove_gateway::server::run(settings, listener, async {
-        let _ = stopped.await;
-    }));
-    let client = UnifyServiceClient::new(connect(addr).await?);
+    // The gateway in this process, started as the black-box tests start it.
+    let app = fixture::app::try_spawn_gateway(sim.clone(), |_| {}).await?;
+    let client = app.unify.clone();
 
     // Unloaded: well below the budget, so no call waits (this also fetches the token).
     let mut unloaded = Vec::new();
@@ -507,8 +488,7 @@ async fn limiter(
         "–",
     );
 
-    let _ = stop.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(8), server).await;
+    let _ = tokio::time::timeout(Duration::from_secs(8), app.stop()).await;
     sim.shutdown().await;
     Ok(())
 }

