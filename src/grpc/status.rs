@@ -363,6 +363,56 @@ mod tests {
     }
 
     #[test]
+    fn answers_without_a_code_map_by_their_http_status() {
+        // (HTTP status, gRPC code, reason, carries RetryInfo)
+        let table = [
+            (429, Code::ResourceExhausted, "RATE_LIMITED", true),
+            (500, Code::Unavailable, "PROVE_INTERNAL_ERROR", true),
+            (503, Code::Unavailable, "PROVE_INTERNAL_ERROR", true),
+            (599, Code::Unavailable, "PROVE_INTERNAL_ERROR", true),
+            (400, Code::InvalidArgument, "PROVE_ERROR", false),
+            (401, Code::Internal, "UPSTREAM_UNAUTHORIZED", false),
+            (403, Code::PermissionDenied, "PROVE_ERROR", false),
+            (404, Code::NotFound, "PROVE_ERROR", false),
+            (418, Code::Unknown, "PROVE_ERROR", false),
+        ];
+        for (http, code, reason, retry) in table {
+            let status = from_prove(&api(http, None), None);
+            assert_eq!(status.code(), code, "HTTP {http}");
+            assert_eq!(
+                reason_of(&status),
+                (reason.to_owned(), PROVE_DOMAIN.to_owned()),
+                "HTTP {http}"
+            );
+            let hint = status.get_details_retry_info().map(|r| r.retry_delay);
+            // Without Prove's Retry-After the hint is the documented default of one second.
+            let expected = retry.then_some(Some(Duration::from_secs(1)));
+            assert_eq!(hint, expected, "HTTP {http}");
+        }
+    }
+
+    #[test]
+    fn a_documented_code_wins_over_the_http_status_it_came_with() {
+        // Prove's code decides, whatever status carried it (the statuses here would map
+        // differently on their own).
+        let table = [
+            (400, 8000, Code::Unavailable, "PROVE_INTERNAL_ERROR", true),
+            (403, 8002, Code::Internal, "UPSTREAM_UNAUTHORIZED", false),
+            (400, 8018, Code::ResourceExhausted, "RATE_LIMITED", true),
+        ];
+        for (http, prove_code, code, reason, retry) in table {
+            let status = from_prove(&api(http, Some(prove_code)), None);
+            assert_eq!(status.code(), code, "{prove_code}");
+            assert_eq!(reason_of(&status).0, reason, "{prove_code}");
+            assert_eq!(
+                status.get_details_retry_info().is_some(),
+                retry,
+                "{prove_code}"
+            );
+        }
+    }
+
+    #[test]
     fn an_unknown_code_passes_through_and_maps_by_http_status() {
         let status = from_prove(&api(403, Some(8099)), None);
         assert_eq!(status.code(), Code::PermissionDenied);
@@ -513,6 +563,13 @@ mod tests {
             .map(|v| v.field.as_str())
             .collect();
         assert_eq!(fields, ["phone_number", "final_target_url"]);
+        // Each violation says which rule broke, so a caller can fix the field.
+        let rules: Vec<_> = bad
+            .field_violations
+            .iter()
+            .map(|v| v.description.as_str())
+            .collect();
+        assert_eq!(rules, ["required", "at most 128 characters"]);
         assert_eq!(reason_of(&status).0, "INVALID_FIELD");
     }
 }
