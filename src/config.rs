@@ -28,7 +28,7 @@ pub enum ConfigError {
     #[error("{name}: {reason}")]
     Invalid {
         /// The environment variable of the setting.
-        name: &'static str,
+        name: String,
         /// What is wrong with it.
         reason: String,
     },
@@ -36,7 +36,7 @@ pub enum ConfigError {
     #[error("{name}: cannot read {path}: {source}")]
     File {
         /// The environment variable naming the file.
-        name: &'static str,
+        name: String,
         /// The file.
         path: String,
         /// Why reading failed.
@@ -44,9 +44,9 @@ pub enum ConfigError {
     },
 }
 
-pub(crate) fn invalid(name: &'static str, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn invalid(name: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
-        name,
+        name: name.into(),
         reason: reason.into(),
     }
 }

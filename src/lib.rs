@@ -2,16 +2,20 @@
 //!
 //! # Layout
 //!
-//! A request travels down this list and its answer back up:
+//! The layers run one way: each module uses only the ones listed below it, and a request travels
+//! down the list and its answer back up (`tests/architecture.rs` enforces the order).
 //!
-//! - [`config`]: the one place configuration lives: flags, environment variables, secret files.
-//! - [`server`]: the tonic server: health, reflection, both services, graceful shutdown.
-//! - [`grpc`]: the gRPC services. Validation, conversion between protobuf and Prove's JSON, and
-//!   the single mapping from Prove's errors to gRPC statuses (`grpc::status`).
-//! - [`prove`]: the HTTP client for Prove: OAuth tokens, JSON models, the typed error.
-//! - [`resilience`]: the outbound path as tower layers: rate limit, retry, per-attempt timeout.
-//! - [`simulator`]: an embedded Prove sandbox over real HTTP, the default upstream.
-//! - [`telemetry`]: logs, traces and metrics.
+//! - `main` (the binary): parses the command line and starts the server or the simulator.
+//! - [`server`]: listener, health, reflection, graceful shutdown; starts the embedded simulator.
+//! - [`grpc`]: both services: validation, protobuf ↔ Prove JSON, the one mapping to gRPC status.
+//! - [`prove`]: the HTTP client for Prove: OAuth tokens per product, JSON models, `ProveError`.
+//! - [`resilience`]: outbound transport as tower layers: rate limit, retry, per-attempt timeout.
+//! - [`telemetry`]: logs, traces and metrics; plain labels, no domain type.
+//!
+//! Beside the layers:
+//!
+//! - [`config`]: the root: builds each module's settings from flags and env; none imports it.
+//! - [`simulator`]: a Prove sandbox over HTTP, the default upstream; shares nothing with the rest.
 
 pub mod config;
 pub mod grpc;

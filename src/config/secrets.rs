@@ -9,8 +9,8 @@ use super::{ConfigError, invalid};
 /// Reads a setting given either directly or as a file; both at once is ambiguous and refused.
 /// Surrounding whitespace (the newline `echo` leaves in a Secret) is trimmed.
 pub(super) fn value_or_file(
-    (name, value): (&'static str, &Option<String>),
-    (file_name, file): (&'static str, &Option<PathBuf>),
+    (name, value): (&str, &Option<String>),
+    (file_name, file): (&str, &Option<PathBuf>),
 ) -> Result<Option<String>, ConfigError> {
     let text = match (value, file) {
         (Some(_), Some(_)) => {
@@ -22,7 +22,7 @@ pub(super) fn value_or_file(
         (Some(value), None) => value.clone(),
         (None, Some(path)) => {
             std::fs::read_to_string(path).map_err(|source| ConfigError::File {
-                name: file_name,
+                name: file_name.to_owned(),
                 path: path.display().to_string(),
                 source,
             })?
@@ -38,8 +38,8 @@ pub(super) fn value_or_file(
 
 /// [`value_or_file`] for a secret: it stays a `SecretString` on either path.
 pub(super) fn secret_or_file(
-    (name, value): (&'static str, &Option<SecretString>),
-    file: (&'static str, &Option<PathBuf>),
+    (name, value): (&str, &Option<SecretString>),
+    file: (&str, &Option<PathBuf>),
 ) -> Result<Option<SecretString>, ConfigError> {
     let exposed = value.as_ref().map(|v| v.expose_secret().to_owned());
     value_or_file((name, &exposed), file).map(|text| text.map(SecretString::from))

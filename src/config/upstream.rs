@@ -1,12 +1,14 @@
 //! Where Prove calls go: the simulator, or a Prove host with one credential pair per product.
 
+use std::path::PathBuf;
+
 use secrecy::SecretString;
 use url::Url;
 
 use super::args::GatewayArgs;
 use super::secrets::{secret_or_file, value_or_file};
 use super::{ConfigError, invalid};
-use crate::prove::{Credentials, Upstream};
+use crate::prove::{Credentials, Product, Upstream};
 
 /// Prove's hosts by environment name (prove-api.md section 1).
 pub fn environment_url(name: &str) -> Option<&'static str> {
@@ -19,90 +21,97 @@ pub fn environment_url(name: &str) -> Option<&'static str> {
     }
 }
 
-/// The ID and secret settings of one credential pair: the shared one or a product's own.
+/// The settings of one credential pair: the shared `PROVE_CLIENT_*` pair, or a product's own
+/// `PROVE_<PRODUCT>_CLIENT_*` named from [`Product::env_name`].
+#[derive(Clone)]
 struct PairNames {
-    id: &'static str,
-    secret: &'static str,
+    id: String,
+    secret: String,
 }
 
-const SHARED_PAIR: PairNames = PairNames {
-    id: "PROVE_CLIENT_ID",
-    secret: "PROVE_CLIENT_SECRET",
-};
-const UNIFY_PAIR: PairNames = PairNames {
-    id: "PROVE_UNIFY_CLIENT_ID",
-    secret: "PROVE_UNIFY_CLIENT_SECRET",
-};
-const VERIFY_PAIR: PairNames = PairNames {
-    id: "PROVE_VERIFY_CLIENT_ID",
-    secret: "PROVE_VERIFY_CLIENT_SECRET",
-};
+impl PairNames {
+    fn with_prefix(prefix: &str) -> Self {
+        Self {
+            id: format!("{prefix}CLIENT_ID"),
+            secret: format!("{prefix}CLIENT_SECRET"),
+        }
+    }
+
+    /// `product`'s own pair, or the shared one for `None`.
+    fn of(product: Option<Product>) -> Self {
+        match product {
+            None => Self::with_prefix("PROVE_"),
+            Some(product) => Self::with_prefix(&format!("PROVE_{}_", product.env_name())),
+        }
+    }
+}
+
+/// The raw arguments of one credential pair, each half given directly or as a file.
+struct PairArgs<'a> {
+    id: &'a Option<String>,
+    id_file: &'a Option<PathBuf>,
+    secret: &'a Option<SecretString>,
+    secret_file: &'a Option<PathBuf>,
+}
+
+/// The arguments of `product`'s own pair, or of the shared one for `None`.
+fn pair_args(args: &GatewayArgs, product: Option<Product>) -> PairArgs<'_> {
+    match product {
+        None => PairArgs {
+            id: &args.client_id,
+            id_file: &args.client_id_file,
+            secret: &args.client_secret,
+            secret_file: &args.client_secret_file,
+        },
+        Some(Product::Unify) => PairArgs {
+            id: &args.unify_client_id,
+            id_file: &args.unify_client_id_file,
+            secret: &args.unify_client_secret,
+            secret_file: &args.unify_client_secret_file,
+        },
+        Some(Product::Verify) => PairArgs {
+            id: &args.verify_client_id,
+            id_file: &args.verify_client_id_file,
+            secret: &args.verify_client_secret,
+            secret_file: &args.verify_client_secret_file,
+        },
+    }
+}
 
 /// A credential value with the pair it was given in, so that an error about its missing other
 /// half names a setting the user actually uses.
-type Given<T> = Option<(T, &'static PairNames)>;
+type Given<T> = Option<(T, PairNames)>;
 
-fn tag<T>(value: Option<T>, names: &'static PairNames) -> Given<T> {
-    value.map(|v| (v, names))
+/// The halves of one pair that were given, read from their files where given as files.
+fn given(
+    args: &GatewayArgs,
+    product: Option<Product>,
+) -> Result<(Given<String>, Given<SecretString>), ConfigError> {
+    let names = PairNames::of(product);
+    let raw = pair_args(args, product);
+    let id = value_or_file(
+        (&names.id, raw.id),
+        (&format!("{}_FILE", names.id), raw.id_file),
+    )?;
+    let secret = secret_or_file(
+        (&names.secret, raw.secret),
+        (&format!("{}_FILE", names.secret), raw.secret_file),
+    )?;
+    Ok((id.map(|v| (v, names.clone())), secret.map(|v| (v, names))))
 }
 
 pub(super) fn resolve_upstream(args: &GatewayArgs) -> Result<Upstream, ConfigError> {
-    let general_id = tag(
-        value_or_file(
-            ("PROVE_CLIENT_ID", &args.client_id),
-            ("PROVE_CLIENT_ID_FILE", &args.client_id_file),
-        )?,
-        &SHARED_PAIR,
-    );
-    let general_secret = tag(
-        secret_or_file(
-            ("PROVE_CLIENT_SECRET", &args.client_secret),
-            ("PROVE_CLIENT_SECRET_FILE", &args.client_secret_file),
-        )?,
-        &SHARED_PAIR,
-    );
-    let unify = credentials(
-        tag(
-            value_or_file(
-                ("PROVE_UNIFY_CLIENT_ID", &args.unify_client_id),
-                ("PROVE_UNIFY_CLIENT_ID_FILE", &args.unify_client_id_file),
-            )?,
-            &UNIFY_PAIR,
+    let (shared_id, shared_secret) = given(args, None)?;
+    // A product's own pair wins over the shared one, half by half.
+    let product_credentials = |product| -> Result<Option<Credentials>, ConfigError> {
+        let (id, secret) = given(args, Some(product))?;
+        credentials(
+            id.or_else(|| shared_id.clone()),
+            secret.or_else(|| shared_secret.clone()),
         )
-        .or_else(|| general_id.clone()),
-        tag(
-            secret_or_file(
-                ("PROVE_UNIFY_CLIENT_SECRET", &args.unify_client_secret),
-                (
-                    "PROVE_UNIFY_CLIENT_SECRET_FILE",
-                    &args.unify_client_secret_file,
-                ),
-            )?,
-            &UNIFY_PAIR,
-        )
-        .or_else(|| general_secret.clone()),
-    )?;
-    let verify = credentials(
-        tag(
-            value_or_file(
-                ("PROVE_VERIFY_CLIENT_ID", &args.verify_client_id),
-                ("PROVE_VERIFY_CLIENT_ID_FILE", &args.verify_client_id_file),
-            )?,
-            &VERIFY_PAIR,
-        )
-        .or(general_id),
-        tag(
-            secret_or_file(
-                ("PROVE_VERIFY_CLIENT_SECRET", &args.verify_client_secret),
-                (
-                    "PROVE_VERIFY_CLIENT_SECRET_FILE",
-                    &args.verify_client_secret_file,
-                ),
-            )?,
-            &VERIFY_PAIR,
-        )
-        .or(general_secret),
-    )?;
+    };
+    let unify = product_credentials(Product::Unify)?;
+    let verify = product_credentials(Product::Verify)?;
 
     let Some(raw) = args
         .prove_base_url
@@ -122,25 +131,24 @@ pub(super) fn resolve_upstream(args: &GatewayArgs) -> Result<Upstream, ConfigErr
         });
     };
     let base_url = parse_base_url(raw)?;
-    let unify = unify.ok_or_else(|| {
-        invalid(
-            "PROVE_UNIFY_CLIENT_ID",
-            "Unify credentials are missing: set PROVE_CLIENT_ID and PROVE_CLIENT_SECRET, or the \
-             PROVE_UNIFY_ pair (or their _FILE variants)",
-        )
-    })?;
-    let verify = verify.ok_or_else(|| {
-        invalid(
-            "PROVE_VERIFY_CLIENT_ID",
-            "Verify credentials are missing: set PROVE_CLIENT_ID and PROVE_CLIENT_SECRET, or the \
-             PROVE_VERIFY_ pair (or their _FILE variants)",
-        )
-    })?;
+    let unify = unify.ok_or_else(|| missing(Product::Unify))?;
+    let verify = verify.ok_or_else(|| missing(Product::Verify))?;
     Ok(Upstream::Prove {
         base_url,
         unify,
         verify,
     })
+}
+
+/// The error for a product with no credentials at all: it names the product's ID setting.
+fn missing(product: Product) -> ConfigError {
+    let shared = PairNames::of(None);
+    let own = PairNames::of(Some(product));
+    let reason = format!(
+        "credentials are missing: set {} and {}, or {} and {} (or their _FILE variants)",
+        shared.id, shared.secret, own.id, own.secret
+    );
+    invalid(own.id, reason)
 }
 
 fn parse_base_url(raw: &str) -> Result<Url, ConfigError> {
@@ -207,5 +215,39 @@ fn credentials(
             names.id,
             "a client secret is set without its client ID",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+    use crate::config::Cli;
+
+    /// The names built from [`Product::env_name`] are the variables clap reads: a name that
+    /// drifted from its `env = "…"` attribute would report errors under a setting nobody can set.
+    #[test]
+    fn every_pair_name_is_a_variable_of_the_command_line() {
+        let command = Cli::command();
+        let variables: Vec<String> = command
+            .get_arguments()
+            .filter_map(|arg| arg.get_env())
+            .map(|env| env.to_string_lossy().into_owned())
+            .collect();
+        for product in [None, Some(Product::Unify), Some(Product::Verify)] {
+            let names = PairNames::of(product);
+            for name in [
+                names.id.clone(),
+                names.secret.clone(),
+                format!("{}_FILE", names.id),
+                format!("{}_FILE", names.secret),
+            ] {
+                assert!(
+                    variables.contains(&name),
+                    "{product:?}: {name} is not a variable"
+                );
+            }
+        }
     }
 }

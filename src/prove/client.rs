@@ -34,6 +34,17 @@ pub enum Product {
     Verify,
 }
 
+impl Product {
+    /// The product's part in the names of its own settings, `PROVE_<PART>_CLIENT_ID` and the
+    /// like: configuration builds those names from it instead of spelling each one out.
+    pub const fn env_name(self) -> &'static str {
+        match self {
+            Self::Unify => "UNIFY",
+            Self::Verify => "VERIFY",
+        }
+    }
+}
+
 /// What a call knows about its caller.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CallContext {
