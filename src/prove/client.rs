@@ -349,6 +349,8 @@ mod tests {
     struct FakeProve {
         tokens: Arc<AtomicUsize>,
         bearers: Arc<parking_lot::Mutex<Vec<String>>>,
+        /// The path and rate-limit key (client ID) of every request.
+        keys: Arc<parking_lot::Mutex<Vec<(&'static str, String)>>>,
         refusals: usize,
     }
 
@@ -358,6 +360,8 @@ mod tests {
             let outbound = tower::service_fn(move |request: OutboundRequest| {
                 let prove = prove.clone();
                 async move {
+                    let key = (request.path, request.client_id.to_string());
+                    prove.keys.lock().push(key);
                     if request.path == Endpoint::Token.path() {
                         let n = prove.tokens.fetch_add(1, Ordering::SeqCst) + 1;
                         let body = format!(
@@ -401,6 +405,35 @@ mod tests {
             phone_number: Some(PHONE.into()),
             ..UnifyRequest::default()
         }
+    }
+
+    #[tokio::test]
+    async fn each_products_requests_are_limited_under_its_own_client_id() {
+        // Prove's 25 per second is per client ID: a Unify call and its token request spend the
+        // Unify project's budget, a Verify call the Verify project's.
+        let prove = FakeProve::default();
+        let client = prove.client();
+        client
+            .unify(&unify_request(), CallContext::default())
+            .await
+            .unwrap();
+        let status = VerifyStatusRequest {
+            correlation_id: "c-9".into(),
+            ..VerifyStatusRequest::default()
+        };
+        // The fake answers in Unify's shape, which Verify cannot decode: only the keys matter.
+        let _ = client.verify_status(&status, CallContext::default()).await;
+        let keys = prove.keys.lock().clone();
+        let key = |path: &'static str, id: &str| (path, id.to_owned());
+        assert_eq!(
+            keys,
+            [
+                key("/token", "unify-id"),
+                key("/v3/unify", "unify-id"),
+                key("/token", "verify-id"),
+                key("/v3/verify-status", "verify-id"),
+            ]
+        );
     }
 
     #[tokio::test]
