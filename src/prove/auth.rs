@@ -375,8 +375,11 @@ mod tests {
         assert_eq!(&*tokens.token(None).await.unwrap(), "t0k3n");
         tokens.token(None).await.unwrap();
         assert_eq!(prove.requests(), 1, "the token is cached");
-        // Trusted for a day at most.
-        tokio::time::advance(Duration::from_secs(24 * 3600)).await;
+        // Trusted for a day, less the refresh margin, and not a second longer.
+        tokio::time::advance(Duration::from_secs(24 * 3600 - 61)).await;
+        tokens.token(None).await.unwrap();
+        assert_eq!(prove.requests(), 1, "believed for the day");
+        tokio::time::advance(Duration::from_secs(61)).await;
         tokens.token(None).await.unwrap();
         assert_eq!(prove.requests(), 2);
     }
