@@ -449,6 +449,24 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_outage_at_token_is_shared_with_the_callers_waiting_for_it() {
+        // Not a refusal (no backoff holds the callers back): only the shared result does.
+        let prove = FakeProve::new(503, r#"{"code":8000,"message":"try later"}"#);
+        let tokens = prove.source();
+        let results = join_all((0..20).map(|_| tokens.token(None))).await;
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(ProveError::Api { status: 503, .. }))),
+            "{results:?}"
+        );
+        assert_eq!(prove.requests(), 1, "one request for twenty callers");
+        // A caller that comes after the outage asks again.
+        tokens.token(None).await.unwrap_err();
+        assert_eq!(prove.requests(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn refused_credentials_are_not_asked_again_until_a_doubling_backoff_ends() {
         let prove = FakeProve::refusing();
         let tokens = prove.source();
