@@ -104,9 +104,14 @@ async fn twenty_concurrent_401s_cost_one_new_token_and_every_call_succeeds() {
 
 #[tokio::test]
 async fn wrong_credentials_cost_one_token_request_for_22_calls_then_one_per_backoff() {
+    // This test's own log lines (current-thread runtime: the gateway runs on this thread).
+    let logs = crate::helpers::LogCapture::start();
     let app = spawn_app_configured(SimulatorConfig::default(), |settings| {
         if let prove_gateway::config::Upstream::Prove { unify, .. } = &mut settings.upstream {
-            *unify = credentials(prove_gateway::simulator::SIM_UNIFY_CLIENT_ID, "wrong");
+            *unify = credentials(
+                prove_gateway::simulator::SIM_UNIFY_CLIENT_ID,
+                "not-the-s3cret",
+            );
         }
     })
     .await;
@@ -139,4 +144,16 @@ async fn wrong_credentials_cost_one_token_request_for_22_calls_then_one_per_back
     client.unify(unify()).await.unwrap_err();
     assert_eq!(app.sim.records().count("/token"), 2);
     assert_eq!(app.sim.records().count("/v3/unify"), 0);
+
+    // One WARN for the change of state, not one per call or per refusal.
+    let text = logs.text();
+    let warnings = text
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("refused the gateway's OAuth credentials"))
+        .count();
+    assert_eq!(warnings, 1, "{text}");
+    assert!(
+        !text.contains("not-the-s3cret"),
+        "the secret is never logged"
+    );
 }
