@@ -352,6 +352,33 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_required_field_is_reported_as_required() {
+        // The rule a caller reads must say what is wrong: "required", not a format rule that
+        // an empty value happens to break too.
+        let rules = |result: Result<(), Vec<Violation>>| -> Vec<(&'static str, String)> {
+            result
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| (v.field, v.rule))
+                .collect()
+        };
+        let required = |field: &'static str| vec![(field, "required".to_owned())];
+        let empty_names = pb::VerifyRequest {
+            first_name: String::new(),
+            ..verify_request()
+        };
+        assert_eq!(rules(verify(&empty_names, &"{}")), required("first_name"));
+        let no_phone = pb::VerifyRequest {
+            phone_number: " ".into(),
+            ..verify_request()
+        };
+        assert_eq!(rules(verify(&no_phone, &"{}")), required("phone_number"));
+        let no_id = pb::VerifyStatusRequest::default();
+        assert_eq!(rules(verify_status(&no_id)), required("correlation_id"));
+    }
+
+    #[test]
     fn a_complete_unify_request_passes() {
         assert!(unify(&unify_request(), &"{}").is_ok());
     }
