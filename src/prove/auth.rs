@@ -464,6 +464,19 @@ mod tests {
         // A caller that comes after the outage asks again.
         tokens.token(None).await.unwrap_err();
         assert_eq!(prove.requests(), 2);
+        // Callers with more time than the one that fetched share it too: an outage is not a
+        // failure of the fetching caller's own deadline.
+        let now = Instant::now();
+        let deadlines: Vec<_> = (0..20u64)
+            .map(|i| Some(now + Duration::from_secs(10) + Duration::from_millis(i)))
+            .collect();
+        let results = join_all(deadlines.iter().map(|d| tokens.token(*d))).await;
+        assert!(results.iter().all(Result::is_err), "{results:?}");
+        assert_eq!(
+            prove.requests(),
+            3,
+            "one request for twenty callers with deadlines"
+        );
     }
 
     #[tokio::test(start_paused = true)]
