@@ -529,6 +529,26 @@ mod tests {
         assert_eq!(prove.requests(), 2);
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_fetch_that_ran_out_of_time_is_shared_with_callers_who_have_no_more() {
+        // A caller with the same deadline would run out of time the same way: it shares the
+        // timeout instead of spending a second request on it.
+        let prove = FakeProve::accepting("3600");
+        let tokens = prove.source();
+        let deadline = Some(Instant::now() + Duration::from_millis(50));
+        let (first, second) = tokio::join!(tokens.token(deadline), tokens.token(deadline));
+        for result in [first, second] {
+            assert!(
+                matches!(
+                    result,
+                    Err(ProveError::Transport(resilience::Error::Timeout { .. }))
+                ),
+                "{result:?}"
+            );
+        }
+        assert_eq!(prove.requests(), 1);
+    }
+
     #[test]
     fn the_state_changes_once_when_credentials_are_refused_and_once_when_accepted_again() {
         // What is logged at WARN: one line per change. (Capturing the lines themselves would
