@@ -11,12 +11,14 @@
 //! - [`prove`]: the HTTP client for Prove: OAuth tokens per product, JSON models, `ProveError`.
 //! - [`resilience`]: outbound transport as tower layers: rate limit, retry, per-attempt timeout.
 //! - [`telemetry`]: logs, traces and metrics; plain labels, no domain type.
+//! - [`callers`] (beside `prove`, used by `grpc`): who may call, and what each caller owns.
 //!
 //! Beside the layers:
 //!
 //! - [`config`]: the root: builds each module's settings from flags and env; none imports it.
 //! - [`simulator`]: a Prove sandbox over HTTP, the default upstream; shares nothing with the rest.
 
+pub mod callers;
 pub mod config;
 pub mod grpc;
 pub mod prove;
