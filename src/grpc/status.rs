@@ -13,6 +13,7 @@ use tonic::{Code, Status};
 use tonic_types::pb;
 
 use super::pb::{ErrorReason, ProveErrorCode};
+use crate::callers::Refusal;
 use crate::prove::ProveError;
 use crate::resilience;
 
@@ -83,6 +84,35 @@ pub fn caller_deadline_exceeded() -> Status {
         ErrorReason::CallerDeadlineExceeded,
         "the caller's deadline passed before the call finished".to_owned(),
     )
+}
+
+/// The status of a call the access check refused: UNAUTHENTICATED (`CALLER_UNAUTHENTICATED`)
+/// without a valid credential, PERMISSION_DENIED (`CALLER_NOT_ALLOWED`) for a method the
+/// caller's allow list does not grant. The message says what was wrong, never the credential.
+pub fn refused(refusal: &Refusal) -> Status {
+    match refusal {
+        Refusal::Unauthenticated(why) => gateway_error(
+            Code::Unauthenticated,
+            ErrorReason::CallerUnauthenticated,
+            format!("no valid credential: {}", why.why()),
+        ),
+        Refusal::NotAllowed { caller, method } => {
+            let metadata = HashMap::from([
+                ("caller".to_owned(), caller.as_str().to_owned()),
+                ("method".to_owned(), method.clone()),
+            ]);
+            let details = vec![error_info(
+                ErrorReason::CallerNotAllowed,
+                GATEWAY_DOMAIN,
+                metadata,
+            )];
+            build(
+                Code::PermissionDenied,
+                format!("caller `{}` may not call {method}", caller.as_str()),
+                details,
+            )
+        }
+    }
 }
 
 /// A status of the gateway's own with nothing but its ErrorInfo.
@@ -541,6 +571,56 @@ mod tests {
             proptest::prop_assert_eq!(infos, 1);
             proptest::prop_assert!(status.get_details_error_info().is_some());
         }
+    }
+
+    #[test]
+    fn refused_calls_are_unauthenticated_or_permission_denied_with_one_error_info() {
+        use crate::callers::{CallerName, Unauthenticated};
+        let count_infos = |status: &Status| {
+            tonic_types::pb::Status::decode(status.details())
+                .unwrap()
+                .details
+                .iter()
+                .filter(|d| d.type_url.ends_with("google.rpc.ErrorInfo"))
+                .count()
+        };
+        let status = refused(&Refusal::Unauthenticated(Unauthenticated::UnknownToken));
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(
+            reason_of(&status),
+            (
+                "CALLER_UNAUTHENTICATED".to_owned(),
+                GATEWAY_DOMAIN.to_owned()
+            )
+        );
+        assert_eq!(
+            status.message(),
+            "no valid credential: the bearer token is not a caller's"
+        );
+        assert_eq!(count_infos(&status), 1);
+        assert!(
+            status.get_details_retry_info().is_none(),
+            "waiting does not help"
+        );
+
+        let method = "prove.gateway.v1.VerifyService/Verify";
+        let status = refused(&Refusal::NotAllowed {
+            caller: CallerName(std::sync::Arc::from("checkout")),
+            method: method.to_owned(),
+        });
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert_eq!(
+            reason_of(&status),
+            ("CALLER_NOT_ALLOWED".to_owned(), GATEWAY_DOMAIN.to_owned())
+        );
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.metadata["caller"], "checkout");
+        assert_eq!(info.metadata["method"], method);
+        assert_eq!(
+            status.message(),
+            "caller `checkout` may not call prove.gateway.v1.VerifyService/Verify"
+        );
+        assert_eq!(count_infos(&status), 1);
     }
 
     #[test]

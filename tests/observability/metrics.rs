@@ -171,7 +171,7 @@ fn every_documented_metric_is_served_with_its_documented_labels() {
             assert!(text.contains(series), "{series} missing");
         }
         assert!(text.contains(
-            r#"prove_gateway_rpc_requests_total{method="prove.gateway.v1.UnifyService/Unify",code="INVALID_ARGUMENT",caller="unauthenticated"}"#
+            r#"prove_gateway_rpc_requests_total{method="prove.gateway.v1.UnifyService/Unify",code="INVALID_ARGUMENT",caller="anonymous"}"#
         ));
     });
 }
