@@ -121,6 +121,10 @@ async fn a_caller_is_served_what_it_is_allowed_and_denied_the_rest_before_prove(
         .unwrap_err();
     assert_ne!(error_info(&status).reason, "CALLER_NOT_ALLOWED");
     assert_eq!(app.sim.records().count("/v3/verify-status"), 1);
+    // Nothing of the refused calls reached Prove later either: the allowed call that came
+    // after them went through the same limiter, behind anything they might have sent.
+    assert_eq!(app.sim.records().count("/v3/verify"), 0);
+    assert_eq!(app.sim.records().count("/v3/unify"), 1);
 }
 
 #[tokio::test]
@@ -154,6 +158,13 @@ async fn calls_without_a_token_the_file_lists_are_unauthenticated_before_prove()
         );
     }
     assert_eq!(prove_calls(&app), 0, "Prove saw none of them");
+    // Nor later: an allowed call after them goes through the same limiter, behind anything
+    // they might have sent, and is the only one Prove sees.
+    app.unify
+        .unify(with_token(mobile_unify(), CHECKOUT_TOKEN))
+        .await
+        .unwrap();
+    assert_eq!(prove_calls(&app), 1, "Prove saw only the allowed call");
 }
 
 #[tokio::test]
