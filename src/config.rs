@@ -437,6 +437,30 @@ mod tests {
     }
 
     #[test]
+    fn the_callers_file_and_a_client_ca_decide_how_callers_are_identified() {
+        let open = parse(&[]).unwrap().callers;
+        assert_eq!(open.file, None);
+        assert!(!open.mtls, "no client CA: no mTLS");
+        let both = parse(&[
+            "--callers-file",
+            "/etc/prove-gateway/callers.yaml",
+            "--client-ca-file",
+            "/etc/prove-gateway/ca.pem",
+        ])
+        .unwrap()
+        .callers;
+        assert_eq!(
+            both.file.as_deref(),
+            Some(std::path::Path::new("/etc/prove-gateway/callers.yaml"))
+        );
+        assert!(both.mtls, "a client CA turns mTLS on");
+        assert_eq!(
+            both.reload_interval,
+            crate::callers::settings::RELOAD_INTERVAL
+        );
+    }
+
+    #[test]
     fn closed_sets_are_refused_by_clap_with_their_possible_values() {
         // The sampler, the log format: a value outside the set never reaches the settings.
         for (flag, value, listed) in [

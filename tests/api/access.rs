@@ -396,3 +396,34 @@ async fn the_audit_line_names_caller_method_code_and_correlation_id_and_no_token
     // Nor the metadata that carried them.
     assert!(!text.contains("Bearer "), "{text}");
 }
+
+#[tokio::test]
+async fn a_bad_callers_file_stops_the_start_naming_the_variable_and_no_file_runs_open_with_a_warning()
+ {
+    let mount = CallersMount::new("callers:\n  - name: checkout\n    alow: []\n");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut settings = prove_gateway::config::Settings::for_tests(listener.local_addr().unwrap());
+    settings.callers.file = Some(mount.path());
+    let error = prove_gateway::server::run(settings, listener, std::future::pending())
+        .await
+        .expect_err("a bad callers file stops the start");
+    let text = error.to_string();
+    assert!(
+        text.starts_with("PROVE_GATEWAY_CALLERS_FILE ") && text.contains("unknown field `alow`"),
+        "{text}"
+    );
+
+    let logs = LogCapture::start();
+    let app = spawn_app_configured(SimulatorConfig::default(), |_| {}).await;
+    HealthClient::new(app.channel.clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .unwrap();
+    let warnings: Vec<_> = logs
+        .text()
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("runs open"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", logs.text());
+}
