@@ -3,7 +3,9 @@
 //!
 //! Handlers here never speak HTTP and never build a `tonic::Status` by hand: they validate
 //! ([`validate`]), convert ([`convert`]), call [`crate::prove::ProveClient`] and hand any error to
-//! [`status`].
+//! [`status`]. Before any handler runs, [`access`] decides who is calling and whether it may
+//! call the method, and puts the caller's [`crate::callers::CallerName`] in the request's
+//! extensions.
 
 pub mod access;
 pub mod convert;
