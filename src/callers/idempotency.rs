@@ -29,6 +29,7 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::CallerName;
 use super::sessions::SESSION_WINDOW;
@@ -177,11 +178,14 @@ impl<E: Clone + Send + Sync + 'static> Idempotency<E> {
                     let flights = Arc::clone(&self.flights);
                     let store = self.store.clone();
                     let deadline = call.deadline;
-                    tokio::spawn(async move {
+                    let flight = async move {
                         let outcome = fly(&store, &key, fingerprint, deadline, first).await;
                         tx.send_replace(Some(outcome));
                         flights.lock().remove(&key);
-                    });
+                    };
+                    // In the first caller's span, so that its call to Prove is traced as part
+                    // of that caller's RPC.
+                    tokio::spawn(flight.instrument(tracing::Span::current()));
                     rx
                 }
             }

@@ -6,6 +6,7 @@
 //! [`status`].
 
 pub mod convert;
+pub mod sessions;
 pub mod status;
 pub mod unify;
 pub mod validate;

@@ -4,8 +4,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::callers::SessionSettings;
 use crate::prove::Upstream;
 use crate::resilience::OutboundSettings;
+use crate::store::StoreSettings;
 use crate::telemetry::{LogFormat, OtelSettings, TelemetrySettings};
 
 /// Default gRPC listen address.
@@ -86,6 +88,10 @@ pub struct Settings {
     pub upstream: Upstream,
     /// Limits of the outbound path.
     pub outbound: OutboundSettings,
+    /// Where session records and idempotency keys live.
+    pub store: StoreSettings,
+    /// What a correlation ID without a record gets.
+    pub sessions: SessionSettings,
     /// Trace export.
     pub otel: OtelSettings,
 }
@@ -107,6 +113,8 @@ impl Settings {
                 listen: SIMULATOR_LISTEN,
             },
             outbound: OutboundSettings::default(),
+            store: StoreSettings::default(),
+            sessions: SessionSettings::default(),
             otel: OtelSettings::default(),
         }
     }
