@@ -3,6 +3,8 @@
 //! or across replicas sharing Redis; the same key with other fields is refused; a failed first
 //! call leaves the key free.
 
+use std::time::Duration;
+
 use prove_gateway::config::{OutboundSettings, Settings};
 use prove_gateway::grpc::pb::{
     PossessionType, UnifyRequest, UnifyResponse, VerifyRequest, VerifyStatusRequest,
@@ -11,7 +13,9 @@ use prove_gateway::simulator::{self, Faults, PossessionAction, SimulatorConfig};
 use secrecy::SecretString;
 use tonic::Code;
 
-use crate::helpers::{Redis, TestApp, error_info, spawn_app, spawn_app_configured, spawn_gateway};
+use crate::helpers::{
+    Redis, TestApp, error_info, spawn_app, spawn_app_configured, spawn_gateway, with_timeout,
+};
 
 const UNIFY: &str = "/v3/unify";
 
@@ -48,7 +52,7 @@ async fn twenty_concurrent_unify_calls_with_one_key_make_one_prove_request_and_o
     let app = spawn_app().await;
     // Prove is slow, so every call arrives while the first is still at Prove.
     app.sim.set_faults(Faults {
-        latency: std::time::Duration::from_millis(300),
+        latency: Duration::from_millis(300),
         ..Faults::none()
     });
     let answers = concurrent_unify(&app, 20, "order-1234").await;
@@ -101,9 +105,11 @@ async fn after_a_failed_first_call_the_key_goes_to_prove_again() {
     let err = app.unify.unify(keyed_unify("order-2")).await.unwrap_err();
     assert_eq!(error_info(&err).reason, "PROVE_INTERNAL_ERROR");
     app.sim.set_faults(Faults::none());
+    // A deadline, so that a marker the failure left behind would show as a timeout rather than
+    // as a wait for its expiry.
     let answer = app
         .unify
-        .unify(keyed_unify("order-2"))
+        .unify(with_timeout(keyed_unify("order-2"), Duration::from_secs(5)))
         .await
         .unwrap()
         .into_inner();
@@ -156,7 +162,7 @@ async fn two_replicas_sharing_redis_make_one_prove_request_for_one_key() {
     let one = spawn_gateway(sim.clone(), shared).await;
     let two = spawn_gateway(sim.clone(), shared).await;
     sim.set_faults(Faults {
-        latency: std::time::Duration::from_millis(300),
+        latency: Duration::from_millis(300),
         ..Faults::none()
     });
     let (a, b) = tokio::join!(
