@@ -16,6 +16,7 @@ mod upstream;
 pub use args::{Cli, Command, GatewayArgs, SimulatorArgs, parse_duration};
 pub use upstream::environment_url;
 
+pub use crate::callers::CallersSettings;
 pub use crate::prove::{Credentials, Upstream};
 pub use crate::resilience::OutboundSettings;
 pub use crate::server::{ConnectionSettings, Settings};
@@ -122,6 +123,11 @@ impl Settings {
                 service_name: args.otel_service_name,
                 sampler: args.otel_traces_sampler,
                 sampler_arg,
+            },
+            callers: CallersSettings {
+                file: args.callers_file,
+                mtls: args.client_ca_file.is_some(),
+                reload_interval: crate::callers::settings::RELOAD_INTERVAL,
             },
         })
     }

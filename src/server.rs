@@ -24,6 +24,8 @@ use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::callers::Callers;
+use crate::grpc::access::AccessLayer;
 use crate::grpc::pb::unify_service_server::UnifyServiceServer;
 use crate::grpc::pb::verify_service_server::VerifyServiceServer;
 use crate::grpc::{self, UnifyApi, VerifyApi};
@@ -114,6 +116,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let callers = Callers::start(&settings.callers)
+        .map_err(|e| anyhow::anyhow!("PROVE_GATEWAY_CALLERS_FILE {e}"))?;
     let (prove, embedded) = connect_upstream(&settings).await?;
     let store = crate::store::Store::new(&settings.store)
         .map_err(|e| anyhow::anyhow!("PROVE_GATEWAY_REDIS_URL: {e}"))?;
@@ -152,7 +156,8 @@ pub async fn run(
 
     let draining = CancellationToken::new();
     let cut = CancellationToken::new();
-    let serving = serve(listener, routes, &settings, &draining, &cut);
+    let access = AccessLayer::new(callers);
+    let serving = serve(listener, routes, access, &settings, &draining, &cut);
     tokio::pin!(serving);
 
     let shutdown_delay = settings.shutdown_delay;
@@ -193,6 +198,7 @@ pub async fn run(
 async fn serve(
     listener: TcpListener,
     routes: Routes,
+    access: AccessLayer,
     settings: &Settings,
     draining: &CancellationToken,
     cut: &CancellationToken,
@@ -207,6 +213,7 @@ async fn serve(
         let service = tower::ServiceBuilder::new()
             .layer(trace.clone())
             .layer(edge::EdgeLayer::new(state.clone()))
+            .layer(access.clone())
             .service(routes.clone());
         let (http2, limits, draining) = (http2.clone(), limits.clone(), draining.clone());
         tokio::spawn(async move {

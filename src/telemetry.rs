@@ -19,6 +19,8 @@
 //! - [`rpc_layer`]: the per-RPC server layer: the server span, the RPC metrics and the one log
 //!   line per RPC (capped for failures by [`log_throttle`]), recorded once the call's gRPC
 //!   status is known, from the response headers or from its trailers ([`body_end`]).
+//! - [`caller`]: the per-RPC caller slot: the caller's label, filled in by the access check
+//!   below the RPC layer, read by the span, the metrics and the log line.
 //! - [`scope`]: the per-RPC scope (a task-local): the RPC's span and correlation ID, reachable
 //!   from anywhere inside the call.
 //! - [`outbound`]: the outbound path's telemetry: attempt spans and the trace context sent to
@@ -26,6 +28,7 @@
 //! - [`metrics`]: the metric catalogue, the `/metrics` endpoint, and the recording functions.
 
 mod body_end;
+mod caller;
 pub(crate) mod log_throttle;
 pub mod metrics;
 mod otlp;
@@ -36,6 +39,7 @@ pub mod settings;
 mod setup;
 
 pub use body_end::{BodyEnd, WatchBody};
+pub use caller::{NO_CALLER, RpcCaller};
 pub use metrics::serve_metrics;
 pub use outbound::{
     OUTBOUND_TARGET, attempt_finished, attempt_span, inject_trace_context, rate_limit_redis_failed,

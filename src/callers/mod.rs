@@ -38,3 +38,11 @@ impl CallerName {
         &self.0
     }
 }
+
+pub mod allow;
+pub mod file;
+pub mod registry;
+pub mod settings;
+
+pub use registry::{Caller, Callers, Refusal, Unauthenticated};
+pub use settings::CallersSettings;

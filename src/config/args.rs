@@ -210,6 +210,16 @@ pub struct GatewayArgs {
     #[arg(long, env = "PROVE_RETRY_MAX_DELAY", default_value_t = defaults::RETRY_MAX_DELAY.into(), value_parser = duration)]
     pub retry_max_delay: HumanDuration,
 
+    /// YAML file of the callers that may call and the methods each may call, with their
+    /// certificate identities and hashed bearer tokens; read again when it changes. Unset
+    /// without mTLS: the gateway runs open.
+    #[arg(long, env = "PROVE_GATEWAY_CALLERS_FILE")]
+    pub callers_file: Option<PathBuf>,
+    /// CA bundle that client certificates must chain to (mTLS). Set: callers are identified by
+    /// their certificates, not by bearer tokens.
+    #[arg(long, env = "PROVE_GATEWAY_CLIENT_CA_FILE")]
+    pub client_ca_file: Option<PathBuf>,
+
     /// OTLP/gRPC endpoint for traces (for example http://otel-collector:4317). Unset: no export.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otel_endpoint: Option<String>,

@@ -61,12 +61,8 @@ pub(super) fn sessions(args: &GatewayArgs) -> SessionSettings {
 }
 
 /// Whether callers prove who they are: a client CA (mTLS) or a callers file is configured.
-///
-/// Neither setting exists on this branch yet (they land with the TLS and access work), so the
-/// gateway runs open and this is `false`; the merge wires it to
-/// `PROVE_GATEWAY_CLIENT_CA_FILE` / `PROVE_GATEWAY_CALLERS_FILE`.
-fn callers_authenticated(_args: &GatewayArgs) -> bool {
-    false
+fn callers_authenticated(args: &GatewayArgs) -> bool {
+    args.client_ca_file.is_some() || args.callers_file.is_some()
 }
 
 #[cfg(test)]
@@ -149,9 +145,33 @@ mod tests {
     }
 
     #[test]
-    fn unknown_sessions_default_to_forward_while_the_gateway_runs_open() {
+    fn unknown_sessions_are_refused_by_default_exactly_when_callers_are_authenticated() {
         assert_eq!(
             parse(&[]).unwrap().sessions.unknown,
+            UnknownSessions::Forward
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let callers = dir.path().join("callers.yaml");
+        std::fs::write(&callers, "callers: []\n").unwrap();
+        let callers = callers.to_str().unwrap();
+        assert_eq!(
+            parse(&["--callers-file", callers])
+                .unwrap()
+                .sessions
+                .unknown,
+            UnknownSessions::Refuse
+        );
+        let mtls = GatewayArgs {
+            client_ca_file: Some("/etc/ca.pem".into()),
+            ..Cli::try_parse_from(["prove-gateway"]).unwrap().gateway
+        };
+        assert!(callers_authenticated(&mtls));
+        assert_eq!(sessions(&mtls).unknown, UnknownSessions::Refuse);
+        assert_eq!(
+            parse(&["--callers-file", callers, "--unknown-sessions", "forward"])
+                .unwrap()
+                .sessions
+                .unknown,
             UnknownSessions::Forward
         );
         assert_eq!(

@@ -5,6 +5,7 @@
 //! ([`validate`]), convert ([`convert`]), call [`crate::prove::ProveClient`] and hand any error to
 //! [`status`].
 
+pub mod access;
 pub mod convert;
 pub mod sessions;
 pub mod status;

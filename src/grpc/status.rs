@@ -13,7 +13,8 @@ use tonic::{Code, Status};
 use tonic_types::pb;
 
 use super::pb::{ErrorReason, ProveErrorCode};
-use crate::callers::idempotency::Refusal;
+use crate::callers::Refusal;
+use crate::callers::idempotency::Refusal as KeyRefusal;
 use crate::prove::ProveError;
 use crate::resilience;
 use crate::store::StoreError;
@@ -131,12 +132,41 @@ pub fn unknown_session(correlation_id: &str, prove_message: &str) -> Status {
 }
 
 /// The status for a start whose idempotency key kept it from an answer of its own.
-pub fn from_idempotency(refusal: &Refusal<ProveError>) -> Status {
+pub fn from_idempotency(refusal: &KeyRefusal<ProveError>) -> Status {
     match refusal {
-        Refusal::KeyReused => idempotency_key_reused(),
-        Refusal::Store(error) => store_unavailable(error),
-        Refusal::Failed(error) => from_prove(error, None),
-        Refusal::DeadlineExceeded => caller_deadline_exceeded(),
+        KeyRefusal::KeyReused => idempotency_key_reused(),
+        KeyRefusal::Store(error) => store_unavailable(error),
+        KeyRefusal::Failed(error) => from_prove(error, None),
+        KeyRefusal::DeadlineExceeded => caller_deadline_exceeded(),
+    }
+}
+
+/// The status of a call the access check refused: UNAUTHENTICATED (`CALLER_UNAUTHENTICATED`)
+/// without a valid credential, PERMISSION_DENIED (`CALLER_NOT_ALLOWED`) for a method the
+/// caller's allow list does not grant. The message says what was wrong, never the credential.
+pub fn refused(refusal: &Refusal) -> Status {
+    match refusal {
+        Refusal::Unauthenticated(why) => gateway_error(
+            Code::Unauthenticated,
+            ErrorReason::CallerUnauthenticated,
+            format!("no valid credential: {}", why.why()),
+        ),
+        Refusal::NotAllowed { caller, method } => {
+            let metadata = HashMap::from([
+                ("caller".to_owned(), caller.as_str().to_owned()),
+                ("method".to_owned(), method.clone()),
+            ]);
+            let details = vec![error_info(
+                ErrorReason::CallerNotAllowed,
+                GATEWAY_DOMAIN,
+                metadata,
+            )];
+            build(
+                Code::PermissionDenied,
+                format!("caller `{}` may not call {method}", caller.as_str()),
+                details,
+            )
+        }
     }
 }
 
@@ -526,25 +556,25 @@ mod tests {
         let down = StoreError::new("connection refused by 10.0.0.7:6379");
         let cases = [
             (
-                from_idempotency(&Refusal::KeyReused),
+                from_idempotency(&KeyRefusal::KeyReused),
                 Code::FailedPrecondition,
                 "IDEMPOTENCY_KEY_REUSED",
                 GATEWAY_DOMAIN,
             ),
             (
-                from_idempotency(&Refusal::Store(down.clone())),
+                from_idempotency(&KeyRefusal::Store(down.clone())),
                 Code::Unavailable,
                 "SESSION_STORE_UNAVAILABLE",
                 GATEWAY_DOMAIN,
             ),
             (
-                from_idempotency(&Refusal::DeadlineExceeded),
+                from_idempotency(&KeyRefusal::DeadlineExceeded),
                 Code::DeadlineExceeded,
                 "CALLER_DEADLINE_EXCEEDED",
                 GATEWAY_DOMAIN,
             ),
             (
-                from_idempotency(&Refusal::Failed(api(429, Some(8018)))),
+                from_idempotency(&KeyRefusal::Failed(api(429, Some(8018)))),
                 Code::ResourceExhausted,
                 "RATE_LIMITED",
                 PROVE_DOMAIN,
@@ -680,6 +710,56 @@ mod tests {
             proptest::prop_assert_eq!(infos, 1);
             proptest::prop_assert!(status.get_details_error_info().is_some());
         }
+    }
+
+    #[test]
+    fn refused_calls_are_unauthenticated_or_permission_denied_with_one_error_info() {
+        use crate::callers::{CallerName, Unauthenticated};
+        let count_infos = |status: &Status| {
+            tonic_types::pb::Status::decode(status.details())
+                .unwrap()
+                .details
+                .iter()
+                .filter(|d| d.type_url.ends_with("google.rpc.ErrorInfo"))
+                .count()
+        };
+        let status = refused(&Refusal::Unauthenticated(Unauthenticated::UnknownToken));
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(
+            reason_of(&status),
+            (
+                "CALLER_UNAUTHENTICATED".to_owned(),
+                GATEWAY_DOMAIN.to_owned()
+            )
+        );
+        assert_eq!(
+            status.message(),
+            "no valid credential: the bearer token is not a caller's"
+        );
+        assert_eq!(count_infos(&status), 1);
+        assert!(
+            status.get_details_retry_info().is_none(),
+            "waiting does not help"
+        );
+
+        let method = "prove.gateway.v1.VerifyService/Verify";
+        let status = refused(&Refusal::NotAllowed {
+            caller: CallerName(std::sync::Arc::from("checkout")),
+            method: method.to_owned(),
+        });
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert_eq!(
+            reason_of(&status),
+            ("CALLER_NOT_ALLOWED".to_owned(), GATEWAY_DOMAIN.to_owned())
+        );
+        let info = status.get_details_error_info().unwrap();
+        assert_eq!(info.metadata["caller"], "checkout");
+        assert_eq!(info.metadata["method"], method);
+        assert_eq!(
+            status.message(),
+            "caller `checkout` may not call prove.gateway.v1.VerifyService/Verify"
+        );
+        assert_eq!(count_infos(&status), 1);
     }
 
     #[test]

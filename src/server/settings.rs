@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::callers::SessionSettings;
+use crate::callers::{CallersSettings, SessionSettings};
 use crate::prove::Upstream;
 use crate::resilience::OutboundSettings;
 use crate::store::StoreSettings;
@@ -94,12 +94,15 @@ pub struct Settings {
     pub sessions: SessionSettings,
     /// Trace export.
     pub otel: OtelSettings,
+    /// Who may call.
+    pub callers: CallersSettings,
 }
 
 impl Settings {
     /// Settings for tests and embedding: the defaults, except that it listens on `listen`, runs
     /// the embedded simulator on any free port, serves no metrics endpoint, logs only warnings,
-    /// and drains for 5 s rather than 20 s so a stuck test ends sooner.
+    /// and drains for 5 s rather than 20 s so a stuck test ends sooner. It runs open (no callers
+    /// file, no mTLS), as the defaults do.
     pub fn for_tests(listen: SocketAddr) -> Self {
         Self {
             listen,
@@ -116,6 +119,7 @@ impl Settings {
             store: StoreSettings::default(),
             sessions: SessionSettings::default(),
             otel: OtelSettings::default(),
+            callers: CallersSettings::default(),
         }
     }
 

@@ -12,9 +12,9 @@ use std::time::Duration;
 use parking_lot::RwLock;
 use tonic::Code;
 
-/// Counter: RPCs served, by `method` and gRPC `code`.
+/// Counter: RPCs served, by `method`, gRPC `code` and `caller`.
 pub const RPC_REQUESTS: &str = "prove_gateway_rpc_requests_total";
-/// Histogram: RPC latency in seconds, by `method` and `code`.
+/// Histogram: RPC latency in seconds, by `method`, `code` and `caller`.
 pub const RPC_DURATION: &str = "prove_gateway_rpc_duration_seconds";
 /// Counter: HTTP attempts at Prove, by `endpoint` and HTTP `status` (`error`: no answer).
 pub const PROVE_REQUESTS: &str = "prove_gateway_prove_requests_total";
@@ -64,14 +64,14 @@ pub const METRICS: &[Metric] = &[
     Metric {
         name: RPC_REQUESTS,
         kind: Kind::Counter,
-        labels: &["method", "code"],
-        help: "gRPC calls served, by method and gRPC status code",
+        labels: &["method", "code", "caller"],
+        help: "gRPC calls served, by method, gRPC status code and caller",
     },
     Metric {
         name: RPC_DURATION,
         kind: Kind::Histogram,
-        labels: &["method", "code"],
-        help: "gRPC call latency in seconds, by method and gRPC status code",
+        labels: &["method", "code", "caller"],
+        help: "gRPC call latency in seconds, by method, gRPC status code and caller",
     },
     Metric {
         name: PROVE_REQUESTS,
@@ -307,9 +307,14 @@ fn register_zero_series() {
     let _ = ::metrics::counter!(TOKEN_FETCHES, "status" => "200");
 }
 
+/// The zero series carry the label of calls without a caller: the callers are known only once
+/// they call (and change with the callers file), and a sum over callers is what dashboards read.
 fn register_method_series(method: &'static str) {
-    let _ = ::metrics::counter!(RPC_REQUESTS, "method" => method, "code" => "OK");
-    let _ = ::metrics::histogram!(RPC_DURATION, "method" => method, "code" => "OK");
+    let caller = super::caller::NO_CALLER;
+    let _ =
+        ::metrics::counter!(RPC_REQUESTS, "method" => method, "code" => "OK", "caller" => caller);
+    let _ =
+        ::metrics::histogram!(RPC_DURATION, "method" => method, "code" => "OK", "caller" => caller);
 }
 
 fn register_endpoint_series(path: &'static str) {
@@ -321,11 +326,17 @@ fn register_endpoint_series(path: &'static str) {
     }
 }
 
-/// One RPC finished with gRPC `code` after `elapsed`.
-pub(super) fn rpc_finished(method: &'static str, code: Code, elapsed: Duration) {
+/// One RPC of `caller` finished with gRPC `code` after `elapsed`.
+pub(super) fn rpc_finished(
+    method: &'static str,
+    caller: std::sync::Arc<str>,
+    code: Code,
+    elapsed: Duration,
+) {
     let code = code_name(code);
-    ::metrics::counter!(RPC_REQUESTS, "method" => method, "code" => code).increment(1);
-    ::metrics::histogram!(RPC_DURATION, "method" => method, "code" => code)
+    ::metrics::counter!(RPC_REQUESTS, "method" => method, "code" => code, "caller" => caller.clone())
+        .increment(1);
+    ::metrics::histogram!(RPC_DURATION, "method" => method, "code" => code, "caller" => caller)
         .record(elapsed.as_secs_f64());
 }
 

@@ -1,9 +1,11 @@
 //! The server-side tracing layer: one span per RPC, parented on the caller's trace context, plus
 //! the RPC metrics and the one log line per RPC.
 //!
-//! The log line is short (method, code, latency, correlation ID; not the span's fields again),
-//! and failed calls of one method and code write a few lines a second at most: a flood of
-//! refused calls wrote 280,000 lines in 8 s. Metrics and spans still count every call.
+//! The log line is short (method, code, caller, latency, correlation ID; not the span's fields
+//! again): it is the audit line of the call. Every call of an authenticated caller gets its
+//! line. Failed calls without one (refused credentials, an open gateway's anonymous calls) write
+//! a few lines a second at most per method and code: a flood of refused calls wrote 280,000
+//! lines in 8 s. Metrics and spans still count every call.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::body_end::{BodyEnd, WatchBody};
+use super::caller::RpcCaller;
 use super::log_throttle::LogThrottle;
 use super::metrics::code_name;
 
@@ -64,7 +67,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
         let method = super::metrics::method_label(request.uri().path());
         let (service, _) = method.split_once('/').unwrap_or((method, ""));
         let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
@@ -86,7 +89,11 @@ where
             rpc.grpc.status_code = tracing::field::Empty,
             error.type = tracing::field::Empty,
             prove.correlation_id = tracing::field::Empty,
+            caller = tracing::field::Empty,
         );
+        // Filled in below, by the access check, once the caller is known.
+        let caller = RpcCaller::default();
+        request.extensions_mut().insert(caller.clone());
         // Must happen before the span is entered, or tracing-opentelemetry refuses it.
         let _ = span.set_parent(parent);
         let future = self.inner.call(request);
@@ -100,6 +107,7 @@ where
                 span,
                 started,
                 failed_lines,
+                caller,
                 // Read now: the body is sent outside the RPC's scope.
                 correlation_id: super::scope::current_correlation_id().unwrap_or_default(),
             };
@@ -164,6 +172,7 @@ struct Finish {
     span: tracing::Span,
     started: Instant,
     failed_lines: Arc<FailedLines>,
+    caller: RpcCaller,
     correlation_id: String,
 }
 
@@ -176,21 +185,24 @@ impl Finish {
             span,
             started,
             failed_lines,
+            caller,
             correlation_id,
         } = self;
         let name = code_name(code);
         let elapsed = started.elapsed();
+        let (caller, authenticated) = caller.label();
+        span.record("caller", &*caller);
         span.record("rpc.response.status_code", name);
         span.record("rpc.grpc.status_code", code as i32);
         if is_server_error(code) {
             span.record("otel.status_code", "ERROR");
             span.record("error.type", name);
         }
-        super::metrics::rpc_finished(method, code, elapsed);
+        super::metrics::rpc_finished(method, caller.clone(), code, elapsed);
         // Outside the span: inside, each line repeated the span's fields twice (`span`,
         // `spans`), 800 bytes where 200 say it all.
         let latency_ms = elapsed.as_micros() as f64 / 1000.0;
-        let suppressed = if code == Code::Ok {
+        let suppressed = if code == Code::Ok || authenticated {
             Some(0)
         } else {
             failed_lines
@@ -204,6 +216,7 @@ impl Finish {
             Some(0) => tracing::info!(
                 method,
                 code = name,
+                caller = &*caller,
                 latency_ms,
                 correlation_id = %correlation_id,
                 "rpc"
@@ -211,6 +224,7 @@ impl Finish {
             Some(suppressed) => tracing::info!(
                 method,
                 code = name,
+                caller = &*caller,
                 latency_ms,
                 correlation_id = %correlation_id,
                 suppressed,
@@ -307,13 +321,40 @@ mod tests {
                 .filter(|l| l["method"] == method.trim_start_matches('/') && l["code"] == code)
                 .count()
         }
+
+        fn count_of(&self, caller: &str) -> usize {
+            self.rpc()
+                .iter()
+                .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+                .filter(|l| l["caller"] == caller)
+                .count()
+        }
     }
 
     /// One call of `path` through `layer`, answered with `code`.
     async fn call(layer: &GrpcTraceLayer, path: &'static str, code: Code) {
+        call_as(layer, path, code, None).await;
+    }
+
+    /// [`call`], from `caller` (its name, and whether it is authenticated) as the access check
+    /// below the layer would name it.
+    async fn call_as(
+        layer: &GrpcTraceLayer,
+        path: &'static str,
+        code: Code,
+        caller: Option<(&'static str, bool)>,
+    ) {
         known_methods();
         use http_body_util::BodyExt as _;
-        let inner = tower::service_fn(move |_: http::Request<()>| async move {
+        let inner = tower::service_fn(move |request: http::Request<()>| async move {
+            if let Some((name, authenticated)) = caller {
+                let slot = request.extensions().get::<RpcCaller>().unwrap();
+                if authenticated {
+                    slot.authenticated(name.into());
+                } else {
+                    slot.unverified(name.into());
+                }
+            }
             Ok::<_, Infallible>(if code == Code::Ok {
                 // A success: a message, then OK in the trailers.
                 streamed(trailers_of(&tonic::Status::ok("")))
@@ -412,6 +453,45 @@ mod tests {
         // Before: about 830 bytes, the span's fields repeated twice.
         eprintln!("a failed call's line: {} bytes", rpc[0].len());
         assert!(rpc[0].len() < 300, "{} bytes: {}", rpc[0].len(), rpc[0]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_call_of_an_authenticated_caller_is_logged_and_others_failures_are_capped() {
+        let (lines, _guard) = Lines::capture();
+        let layer = GrpcTraceLayer::default();
+        // All within one instant of the paused clock.
+        for _ in 0..40 {
+            call_as(
+                &layer,
+                VERIFY,
+                Code::PermissionDenied,
+                Some(("checkout", true)),
+            )
+            .await;
+        }
+        for _ in 0..40 {
+            call_as(
+                &layer,
+                VERIFY,
+                Code::PermissionDenied,
+                Some(("anonymous", false)),
+            )
+            .await;
+        }
+        for _ in 0..40 {
+            call_as(&layer, VERIFY, Code::Unauthenticated, None).await;
+        }
+        assert_eq!(
+            lines.count_of("checkout"),
+            40,
+            "an audit line for each call"
+        );
+        // An open gateway's caller and calls with no caller: capped as before (the
+        // authenticated caller's lines did not use up the cap of their method and code).
+        assert_eq!(lines.count_of("anonymous"), FAILED_LINES_PER_SECOND);
+        assert_eq!(lines.count_of("unauthenticated"), FAILED_LINES_PER_SECOND);
+        let line: serde_json::Value = serde_json::from_str(lines.rpc().last().unwrap()).unwrap();
+        assert_eq!(line["code"], "UNAUTHENTICATED");
     }
 
     #[tokio::test(start_paused = true)]

@@ -2,6 +2,7 @@
 //! simulator over real HTTP. One binary for all of them (faster to link).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod connections;
 mod errors;
 mod health;

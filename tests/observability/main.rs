@@ -13,6 +13,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod callers;
 mod dashboard;
 mod logs;
 mod metrics;

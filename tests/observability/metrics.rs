@@ -166,12 +166,12 @@ fn every_documented_metric_is_served_with_its_documented_labels() {
         for series in [
             r#"prove_gateway_rate_limit_rejections_total{reason="queue_full"}"#,
             r#"prove_gateway_retries_skipped_total{endpoint="/v3/verify",reason="budget"}"#,
-            r#"prove_gateway_rpc_requests_total{method="prove.gateway.v1.VerifyService/VerifyStatus",code="OK"}"#,
+            r#"prove_gateway_rpc_requests_total{method="prove.gateway.v1.VerifyService/VerifyStatus",code="OK",caller="unauthenticated"}"#,
         ] {
             assert!(text.contains(series), "{series} missing");
         }
         assert!(text.contains(
-            r#"prove_gateway_rpc_requests_total{method="prove.gateway.v1.UnifyService/Unify",code="INVALID_ARGUMENT"}"#
+            r#"prove_gateway_rpc_requests_total{method="prove.gateway.v1.UnifyService/Unify",code="INVALID_ARGUMENT",caller="anonymous"}"#
         ));
     });
 }

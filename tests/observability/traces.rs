@@ -169,6 +169,8 @@ fn a_trace_runs_from_the_caller_through_the_gateway_to_prove_with_the_correlatio
             Some("OK")
         );
         assert_eq!(attr(server, "rpc.grpc.status_code").as_deref(), Some("0"));
+        // The gateway runs open here: every call is the anonymous caller's.
+        assert_eq!(attr(server, "caller").as_deref(), Some("anonymous"));
         // Unify learns its correlation ID from Prove's answer.
         assert_eq!(
             attr(server, "prove.correlation_id").as_deref(),
