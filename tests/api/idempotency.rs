@@ -185,3 +185,39 @@ async fn two_replicas_sharing_redis_make_one_prove_request_for_one_key() {
     assert_eq!(error_info(&err).reason, "IDEMPOTENCY_KEY_REUSED");
     assert_eq!(sim.records().count(UNIFY), first_replica_answered);
 }
+
+#[tokio::test]
+async fn one_key_of_two_callers_names_two_calls() {
+    use prove_gateway::config::CallersSettings;
+
+    use crate::helpers::support::callers::{CallersMount, caller, callers_file, with_token};
+
+    let all = ["prove.gateway.v1.UnifyService/*"];
+    let mount = CallersMount::new(&callers_file(&[
+        caller("a", "tok-a-61c2f08e", &all),
+        caller("b", "tok-b-0e7d13a9", &all),
+    ]));
+    let file = mount.path();
+    let mut app = spawn_app_configured(SimulatorConfig::default(), move |s: &mut Settings| {
+        s.callers = CallersSettings {
+            file: Some(file),
+            mtls: false,
+            reload_interval: Duration::from_secs(60),
+        };
+    })
+    .await;
+    let a = app
+        .unify
+        .unify(with_token(keyed_unify("order-5"), "tok-a-61c2f08e"))
+        .await
+        .unwrap()
+        .into_inner();
+    let b = app
+        .unify
+        .unify(with_token(keyed_unify("order-5"), "tok-b-0e7d13a9"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_ne!(a.correlation_id, b.correlation_id);
+    assert_eq!(app.sim.records().count(UNIFY), 2);
+}

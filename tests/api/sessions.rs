@@ -5,7 +5,7 @@
 
 use prost::Message;
 use prove_gateway::callers::{SessionSettings, UnknownSessions};
-use prove_gateway::config::Settings;
+use prove_gateway::config::{CallersSettings, Settings};
 use prove_gateway::grpc::pb::{
     PossessionType, UnifyBindRequest, UnifyOutcome, UnifyStatusRequest, VerifyOutcome,
     VerifyRequest, VerifyStatusRequest,
@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use tonic::Code;
 use tonic_types::StatusExt;
 
+use crate::helpers::support::callers::{CallersMount, caller, callers_file, with_token};
 use crate::helpers::{
     LogCapture, Redis, TestApp, error_info, mobile_unify, spawn_app, spawn_app_configured,
     spawn_gateway,
@@ -309,4 +310,149 @@ async fn with_redis_stopped_a_status_call_is_unavailable_and_never_goes_unchecke
     assert_eq!(err.code(), Code::Unavailable);
     logs.wait_for("the session store failed").await;
     assert!(!logs.text().contains("panicked"), "{}", logs.text());
+}
+
+const TOKEN_A: &str = "shop-a-tok-2b7f0c9e41";
+const TOKEN_B: &str = "shop-b-tok-9d03a7e5f2";
+
+/// Two callers, `a` and `b`, each allowed every method.
+fn two_callers() -> CallersMount {
+    let all = [
+        "prove.gateway.v1.UnifyService/*",
+        "prove.gateway.v1.VerifyService/*",
+    ];
+    CallersMount::new(&callers_file(&[
+        caller("a", TOKEN_A, &all),
+        caller("b", TOKEN_B, &all),
+    ]))
+}
+
+/// Callers from `mount`, and (unless `None`) records in the Redis at `redis`. Unknown sessions
+/// are left forwarded, so that only ownership can refuse.
+fn with_callers(mount: &CallersMount, redis: Option<&str>) -> impl FnOnce(&mut Settings) {
+    let (file, redis) = (mount.path(), redis.map(str::to_owned));
+    move |settings: &mut Settings| {
+        settings.callers = CallersSettings {
+            file: Some(file),
+            mtls: false,
+            reload_interval: std::time::Duration::from_secs(60),
+        };
+        settings.store.redis_url = redis.map(SecretString::from);
+    }
+}
+
+/// B's status, bind and verify-status calls on `id`, each refused.
+async fn foreign_reads(app: &mut TestApp, id: &str) -> Vec<tonic::Status> {
+    let status = app
+        .unify
+        .unify_status(with_token(status_request(id), TOKEN_B))
+        .await
+        .unwrap_err();
+    let bind = app
+        .unify
+        .unify_bind(with_token(
+            UnifyBindRequest {
+                correlation_id: id.to_owned(),
+                phone_number: "2001004014".into(),
+                ..Default::default()
+            },
+            TOKEN_B,
+        ))
+        .await
+        .unwrap_err();
+    let verify = app
+        .verify
+        .verify_status(with_token(
+            VerifyStatusRequest {
+                correlation_id: id.to_owned(),
+                ..Default::default()
+            },
+            TOKEN_B,
+        ))
+        .await
+        .unwrap_err();
+    vec![status, bind, verify]
+}
+
+#[tokio::test]
+async fn caller_b_reading_caller_as_session_gets_what_an_unknown_id_gets_and_prove_sees_nothing() {
+    let mount = two_callers();
+    let mut app =
+        spawn_app_configured(SimulatorConfig::default(), with_callers(&mount, None)).await;
+    let started = app
+        .unify
+        .unify(with_token(mobile_unify(), TOKEN_A))
+        .await
+        .unwrap()
+        .into_inner();
+    app.sim
+        .complete_possession(&started.correlation_id, PossessionAction::Authenticate)
+        .unwrap();
+    let id = started.correlation_id;
+
+    // What B gets for a random ID nobody started: Prove's own answer (unknown IDs are forwarded).
+    let random = uuid::Uuid::new_v4().to_string();
+    let unknown = app
+        .unify
+        .unify_status(with_token(status_request(&random), TOKEN_B))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::FailedPrecondition);
+    assert_eq!(error_info(&unknown).reason, "INVALID_CORRELATION_ID");
+    app.sim.reset_records();
+
+    let refused = foreign_reads(&mut app, &id).await;
+    for status in &refused {
+        assert_eq!(status.code(), unknown.code());
+        assert_eq!(error_info(status).reason, "INVALID_CORRELATION_ID");
+        assert_eq!(status.message(), unknown.message());
+    }
+    // The status answer differs from the random ID's only by the ID it names.
+    let same_but_the_id = |status: &tonic::Status| {
+        let mut info = error_info(status);
+        info.metadata.remove("correlationId");
+        (info.reason, info.domain, info.metadata)
+    };
+    assert_eq!(same_but_the_id(&refused[0]), same_but_the_id(&unknown));
+    assert_eq!(app.sim.records().total(), 0, "Prove saw no request");
+
+    // A's own read goes through, and the outcome is A's alone.
+    let answer = app
+        .unify
+        .unify_status(with_token(status_request(&id), TOKEN_A))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.success(), UnifyOutcome::Success);
+    let again = foreign_reads(&mut app, &id).await;
+    assert_eq!(error_info(&again[0]).reason, "INVALID_CORRELATION_ID");
+    assert_eq!(app.sim.records().count(UNIFY_STATUS), 1);
+}
+
+#[tokio::test]
+async fn ownership_holds_across_replicas_sharing_redis() {
+    let Some(redis) = Redis::start().await else {
+        return; // redis-server is not installed: skipped, and said so once
+    };
+    let mount = two_callers();
+    let sim = simulator::spawn(SimulatorConfig::default()).await.unwrap();
+    let mut one = spawn_gateway(sim.clone(), with_callers(&mount, Some(&redis.url))).await;
+    let mut two = spawn_gateway(sim.clone(), with_callers(&mount, Some(&redis.url))).await;
+    let started = one
+        .unify
+        .unify(with_token(mobile_unify(), TOKEN_A))
+        .await
+        .unwrap()
+        .into_inner();
+    sim.complete_possession(&started.correlation_id, PossessionAction::Authenticate)
+        .unwrap();
+    sim.reset_records();
+    for status in foreign_reads(&mut two, &started.correlation_id).await {
+        assert_eq!(error_info(&status).reason, "INVALID_CORRELATION_ID");
+    }
+    assert_eq!(sim.records().total(), 0, "Prove saw no request");
+    two.unify
+        .unify_status(with_token(status_request(&started.correlation_id), TOKEN_A))
+        .await
+        .unwrap();
 }
