@@ -14,7 +14,8 @@ use secrecy::SecretString;
 use tonic::Code;
 
 use crate::helpers::{
-    Redis, TestApp, error_info, spawn_app, spawn_app_configured, spawn_gateway, with_timeout,
+    LogCapture, Redis, TestApp, error_info, spawn_app, spawn_app_configured, spawn_gateway,
+    with_timeout,
 };
 
 const UNIFY: &str = "/v3/unify";
@@ -49,6 +50,7 @@ fn assert_all_the_same(answers: &[UnifyResponse]) {
 
 #[tokio::test]
 async fn twenty_concurrent_unify_calls_with_one_key_make_one_prove_request_and_one_answer() {
+    let logs = LogCapture::start();
     let app = spawn_app().await;
     // Prove is slow, so every call arrives while the first is still at Prove.
     app.sim.set_faults(Faults {
@@ -59,6 +61,8 @@ async fn twenty_concurrent_unify_calls_with_one_key_make_one_prove_request_and_o
     assert_eq!(answers.len(), 20);
     assert_all_the_same(&answers);
     assert_eq!(app.sim.records().count(UNIFY), 1);
+    // The stored answer holds the auth token, a secret: it reaches no log line.
+    assert!(!logs.text().contains(&answers[0].auth_token));
 
     // And later, one more repeat: the same answer still, and still one request.
     let later = concurrent_unify(&app, 1, "order-1234").await;

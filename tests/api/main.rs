@@ -17,6 +17,7 @@ mod resilience;
 mod sessions;
 mod shared_limit;
 mod shutdown;
+mod store;
 mod tokens;
 mod unify;
 mod validation;
