@@ -544,7 +544,20 @@ mod tests {
         assert_eq!(refused.code(), Code::FailedPrecondition);
         assert_eq!(refused.code(), prove.code());
         assert_eq!(refused.message(), prove.message());
-        assert_eq!(refused.details(), prove.details());
+        // Every detail alike; ErrorInfo's metadata is a map, encoded in no fixed order.
+        let others = |status: &Status| -> Vec<prost_types::Any> {
+            let mut details = pb::Status::decode(status.details()).unwrap().details;
+            details.retain(|d| d.type_url != "type.googleapis.com/google.rpc.ErrorInfo");
+            details
+        };
+        assert_eq!(others(&refused), others(&prove));
+        assert_eq!(others(&refused).len(), 2, "ProveError and RequestInfo");
+        let info = |status: &Status| {
+            let info = status.get_details_error_info().unwrap();
+            (info.reason, info.domain, info.metadata)
+        };
+        assert_eq!(info(&refused), info(&prove));
+        assert_eq!(error_infos(&refused), 1);
         assert_eq!(
             reason_of(&refused),
             ("INVALID_CORRELATION_ID".to_owned(), PROVE_DOMAIN.to_owned())
