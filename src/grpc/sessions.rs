@@ -223,3 +223,106 @@ impl SessionGuard {
 fn store_failed(error: &StoreError) {
     tracing::warn!(%error, "the session store failed; the call is answered UNAVAILABLE");
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use crate::callers::UnknownSessions;
+    use crate::grpc::pb::UnifyStatusResponse;
+
+    use super::*;
+
+    const ID: &str = "0f8fad5b-d9cb-469f-a165-70867728950e";
+    const OTHER: &str = "9b2e61a4-3c1d-4f7e-8a55-0d6c2b1e9f30";
+
+    fn invalid_id(message: &str) -> ProveError {
+        ProveError::Api {
+            status: 403,
+            code: Some(8008),
+            message: message.to_owned(),
+            retry_after: None,
+        }
+    }
+
+    /// A refused call's message, on a guard that refuses unknown sessions.
+    async fn refusal(guard: &SessionGuard) -> String {
+        let never = async { unreachable!("a refused call does not reach Prove") };
+        let status = guard
+            .step::<UnifyStatusResponse>(
+                &CallerName::anonymous(),
+                Step::UnifyStatus,
+                OTHER,
+                never,
+                |_| true,
+            )
+            .await
+            .unwrap_err();
+        status.message().to_owned()
+    }
+
+    #[tokio::test]
+    async fn refusals_copy_proves_own_words_for_an_unknown_id_but_never_an_id() {
+        let forward = SessionSettings {
+            unknown: UnknownSessions::Forward,
+        };
+        let refuse = SessionSettings {
+            unknown: UnknownSessions::Refuse,
+        };
+        let store = Store::in_memory(10);
+        let learning = SessionGuard::new(store.clone(), &forward);
+        let guard = SessionGuard {
+            sessions: Sessions::new(store, &refuse),
+            ..learning.clone()
+        };
+        assert!(refusal(&guard).await.ends_with(PROVE_UNKNOWN_ID_MESSAGE));
+
+        // Prove's words change: the refusals follow.
+        let prove = async { Err::<UnifyStatusResponse, _>(invalid_id("session not found")) };
+        let _ = learning
+            .step(
+                &CallerName::anonymous(),
+                Step::UnifyStatus,
+                ID,
+                prove,
+                |_| true,
+            )
+            .await;
+        assert!(refusal(&guard).await.ends_with(": session not found"));
+
+        // A message naming the ID it was about is not copied into answers about other IDs.
+        let naming =
+            async { Err::<UnifyStatusResponse, _>(invalid_id(&format!("session {ID} not found"))) };
+        let _ = learning
+            .step(
+                &CallerName::anonymous(),
+                Step::UnifyStatus,
+                ID,
+                naming,
+                |_| true,
+            )
+            .await;
+        let message = refusal(&guard).await;
+        assert!(!message.contains(ID), "{message}");
+        assert!(message.ends_with(": session not found"), "{message}");
+
+        // Other errors teach nothing.
+        let other = async {
+            Err::<UnifyStatusResponse, _>(ProveError::Api {
+                status: 403,
+                code: Some(8003),
+                message: "step called out of order".into(),
+                retry_after: None,
+            })
+        };
+        let _ = learning
+            .step(
+                &CallerName::anonymous(),
+                Step::UnifyStatus,
+                ID,
+                other,
+                |_| true,
+            )
+            .await;
+        assert!(refusal(&guard).await.ends_with(": session not found"));
+    }
+}
