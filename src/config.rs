@@ -6,11 +6,11 @@
 //! arguments into checked settings, or a [`ConfigError`] that names the bad setting without
 //! printing any secret.
 
-use secrecy::ExposeSecret;
 use url::Url;
 
 mod args;
 mod secrets;
+mod sessions;
 mod upstream;
 
 pub use args::{Cli, Command, GatewayArgs, SimulatorArgs, parse_duration};
@@ -75,15 +75,9 @@ impl Settings {
                 "must not exceed PROVE_RETRY_MAX_DELAY",
             ));
         }
-        if let Some(url) = &args.rate_limit_redis_url
-            && !(url.expose_secret().starts_with("redis://")
-                || url.expose_secret().starts_with("rediss://"))
-        {
-            return Err(invalid(
-                "PROVE_RATE_LIMIT_REDIS_URL",
-                "must start with redis:// or rediss://",
-            ));
-        }
+        let redis_url = sessions::redis_url(&args)?;
+        let store = sessions::store(&args, redis_url.clone())?;
+        let session_settings = sessions::sessions(&args);
         let sampler_arg = match &args.otel_traces_sampler_arg {
             None => None,
             Some(raw) => match raw.trim().parse::<f64>() {
@@ -117,11 +111,13 @@ impl Settings {
                 rate_limit_burst: args.rate_limit_burst,
                 rate_limit_max_wait: *args.rate_limit_max_wait,
                 rate_limit_queue: args.rate_limit_queue,
-                rate_limit_redis_url: args.rate_limit_redis_url,
+                rate_limit_redis_url: redis_url,
                 retry_max_attempts: args.retry_max_attempts,
                 retry_base_delay: *args.retry_base_delay,
                 retry_max_delay: *args.retry_max_delay,
             },
+            store,
+            sessions: session_settings,
             otel: OtelSettings {
                 endpoint: args.otel_endpoint.filter(|e| !e.trim().is_empty()),
                 service_name: args.otel_service_name,
@@ -177,6 +173,7 @@ mod tests {
     use std::time::Duration;
 
     use clap::Parser;
+    use secrecy::ExposeSecret;
 
     use super::*;
 

@@ -10,6 +10,7 @@
 //! - [`grpc`]: both services: validation, protobuf ↔ Prove JSON, the one mapping to gRPC status.
 //! - [`prove`]: the HTTP client for Prove: OAuth tokens per product, JSON models, `ProveError`.
 //! - [`resilience`]: outbound transport as tower layers: rate limit, retry, per-attempt timeout.
+//! - [`store`]: a key-value store with expiry shared by the layers above: in process, or Redis.
 //! - [`telemetry`]: logs, traces and metrics; plain labels, no domain type.
 //! - [`callers`] (beside `prove`, used by `grpc`): who may call, and what each caller owns.
 //!
@@ -25,4 +26,5 @@ pub mod prove;
 pub mod resilience;
 pub mod server;
 pub mod simulator;
+pub mod store;
 pub mod telemetry;

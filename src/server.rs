@@ -119,6 +119,9 @@ pub async fn run(
     let callers = Callers::start(&settings.callers)
         .map_err(|e| anyhow::anyhow!("PROVE_GATEWAY_CALLERS_FILE {e}"))?;
     let (prove, embedded) = connect_upstream(&settings).await?;
+    let store = crate::store::Store::new(&settings.store)
+        .map_err(|e| anyhow::anyhow!("PROVE_GATEWAY_REDIS_URL: {e}"))?;
+    let sessions = grpc::sessions::SessionGuard::new(store, &settings.sessions);
     crate::telemetry::metrics::register_methods(grpc::methods());
     crate::telemetry::metrics::register_endpoints(
         crate::prove::Endpoint::ALL.map(crate::prove::Endpoint::path),
@@ -144,8 +147,11 @@ pub async fn run(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(UnifyServiceServer::new(UnifyApi::new(prove.clone())))
-        .add_service(VerifyServiceServer::new(VerifyApi::new(prove)));
+        .add_service(UnifyServiceServer::new(UnifyApi::new(
+            prove.clone(),
+            sessions.clone(),
+        )))
+        .add_service(VerifyServiceServer::new(VerifyApi::new(prove, sessions)));
     let routes = routes.routes().prepare();
 
     let draining = CancellationToken::new();

@@ -6,6 +6,14 @@
 
 use std::sync::Arc;
 
+pub mod idempotency;
+pub mod session_settings;
+pub mod sessions;
+
+pub use idempotency::Idempotency;
+pub use session_settings::{SessionSettings, UnknownSessions};
+pub use sessions::{Access, Flow, SESSION_WINDOW, Sessions};
+
 /// The identity a verified client certificate proves (its SPIFFE URI SAN, else its DNS SAN, else
 /// its CN). The server's TLS acceptor finds it once per connection and puts it in the
 /// extensions of every request that arrives on that connection.

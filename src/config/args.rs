@@ -12,8 +12,10 @@ use clap::{Args, Parser, Subcommand};
 use humantime::Duration as HumanDuration;
 use secrecy::SecretString;
 
+use crate::callers::UnknownSessions;
 use crate::resilience::settings as defaults;
 use crate::server::settings as server;
+use crate::store::settings as store;
 use crate::telemetry::{self, LogFormat, Sampler};
 
 /// Default address of the standalone simulator.
@@ -182,9 +184,22 @@ pub struct GatewayArgs {
     /// Most calls that may wait for the rate limiter at once; more are shed at once.
     #[arg(long, env = "PROVE_RATE_LIMIT_QUEUE", default_value_t = defaults::RATE_LIMIT_QUEUE)]
     pub rate_limit_queue: usize,
-    /// Redis URL of a limiter shared by all replicas. Unset: each replica limits itself.
+    /// Older name of PROVE_GATEWAY_REDIS_URL, still accepted (the limiter was its first user).
     #[arg(long, env = "PROVE_RATE_LIMIT_REDIS_URL", hide_env_values = true, value_parser = secret)]
     pub rate_limit_redis_url: Option<SecretString>,
+    /// Redis shared by all replicas: for the rate limiter, session owners and idempotency keys.
+    /// Unset: each replica limits itself and keeps its records in memory.
+    #[arg(long, env = "PROVE_GATEWAY_REDIS_URL", hide_env_values = true, value_parser = secret)]
+    pub redis_url: Option<SecretString>,
+    /// Most session records and idempotency keys a replica keeps in memory (without Redis); the
+    /// ones closest to expiry go first.
+    #[arg(long, env = "PROVE_GATEWAY_STORE_CAPACITY", default_value_t = store::CAPACITY)]
+    pub store_capacity: usize,
+    /// A status or bind call for a correlation ID the gateway has no record of: `refuse` (answer
+    /// as Prove answers an unknown ID) or `forward` (to Prove). Default: refuse when callers are
+    /// authenticated, forward when the gateway runs open.
+    #[arg(long, env = "PROVE_GATEWAY_UNKNOWN_SESSIONS", value_enum)]
+    pub unknown_sessions: Option<UnknownSessions>,
     /// Most HTTP attempts per Prove request (1: no retries).
     #[arg(long, env = "PROVE_RETRY_MAX_ATTEMPTS", default_value_t = defaults::RETRY_MAX_ATTEMPTS)]
     pub retry_max_attempts: u32,

@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod convert;
+pub mod sessions;
 pub mod status;
 pub mod unify;
 pub mod validate;

@@ -14,8 +14,10 @@ use tonic_types::pb;
 
 use super::pb::{ErrorReason, ProveErrorCode};
 use crate::callers::Refusal;
+use crate::callers::idempotency::Refusal as KeyRefusal;
 use crate::prove::ProveError;
 use crate::resilience;
+use crate::store::StoreError;
 
 /// `ErrorInfo.domain` of errors the gateway produces itself.
 pub const GATEWAY_DOMAIN: &str = "prove-gateway";
@@ -84,6 +86,59 @@ pub fn caller_deadline_exceeded() -> Status {
         ErrorReason::CallerDeadlineExceeded,
         "the caller's deadline passed before the call finished".to_owned(),
     )
+}
+
+/// UNAVAILABLE, with RetryInfo, when the session store could not answer. The store's own
+/// words stay in the logs: the caller learns what failed, not how the gateway is built.
+pub fn store_unavailable(_error: &StoreError) -> Status {
+    let details = vec![
+        error_info(
+            ErrorReason::SessionStoreUnavailable,
+            GATEWAY_DOMAIN,
+            HashMap::new(),
+        ),
+        retry_info(DEFAULT_RETRY),
+    ];
+    build(
+        Code::Unavailable,
+        "the gateway's session store is unavailable; retry later".to_owned(),
+        details,
+    )
+}
+
+/// FAILED_PRECONDITION when a caller's `client_request_id` was used before with other fields.
+pub fn idempotency_key_reused() -> Status {
+    gateway_error(
+        Code::FailedPrecondition,
+        ErrorReason::IdempotencyKeyReused,
+        "client_request_id was used before, within the session window, for a request with other \
+         fields"
+            .to_owned(),
+    )
+}
+
+/// What Prove answers for an unknown or expired correlation ID (403, code 8008, with Prove's
+/// own `message`), built without asking Prove: for a session of another caller, or one without
+/// a record while unknown sessions are refused. Built by [`from_prove`] from the very error
+/// Prove's answer becomes, so no detail, field or word can tell the two apart.
+pub fn unknown_session(correlation_id: &str, prove_message: &str) -> Status {
+    let error = ProveError::Api {
+        status: 403,
+        code: Some(8008),
+        message: prove_message.to_owned(),
+        retry_after: None,
+    };
+    from_prove(&error, Some(correlation_id))
+}
+
+/// The status for a start whose idempotency key kept it from an answer of its own.
+pub fn from_idempotency(refusal: &KeyRefusal<ProveError>) -> Status {
+    match refusal {
+        KeyRefusal::KeyReused => idempotency_key_reused(),
+        KeyRefusal::Store(error) => store_unavailable(error),
+        KeyRefusal::Failed(error) => from_prove(error, None),
+        KeyRefusal::DeadlineExceeded => caller_deadline_exceeded(),
+    }
 }
 
 /// The status of a call the access check refused: UNAUTHENTICATED (`CALLER_UNAUTHENTICATED`)
@@ -250,13 +305,7 @@ pub fn from_prove(error: &ProveError, correlation_id: Option<&str>) -> Status {
     }
     let mut details = vec![error_info(mapping.reason, mapping.domain, metadata)];
     if let Some(delay) = mapping.retry {
-        let retry = pb::RetryInfo {
-            retry_delay: Some(prost_types::Duration {
-                seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
-                nanos: i32::try_from(delay.subsec_nanos()).unwrap_or(0),
-            }),
-        };
-        details.push(any("google.rpc.RetryInfo", &retry));
+        details.push(retry_info(delay));
     }
     if let ProveError::Api {
         status,
@@ -305,6 +354,16 @@ fn error_info(
         metadata,
     };
     any("google.rpc.ErrorInfo", &info)
+}
+
+fn retry_info(delay: Duration) -> prost_types::Any {
+    let retry = pb::RetryInfo {
+        retry_delay: Some(prost_types::Duration {
+            seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
+            nanos: i32::try_from(delay.subsec_nanos()).unwrap_or(0),
+        }),
+    };
+    any("google.rpc.RetryInfo", &retry)
 }
 
 fn any(type_name: &str, message: &impl Message) -> prost_types::Any {
@@ -457,6 +516,99 @@ mod tests {
         assert_eq!(prove.raw_code, 8099);
         assert_eq!(prove.code, ProveErrorCode::Unspecified as i32);
         assert_eq!(prove.http_status, 403);
+    }
+
+    /// The number of `google.rpc.ErrorInfo` details of a status.
+    fn error_infos(status: &Status) -> usize {
+        pb::Status::decode(status.details())
+            .unwrap()
+            .details
+            .iter()
+            .filter(|d| d.type_url == "type.googleapis.com/google.rpc.ErrorInfo")
+            .count()
+    }
+
+    #[test]
+    fn a_refused_session_reads_exactly_like_prove_answering_8008() {
+        let id = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        let prove = from_prove(
+            &ProveError::Api {
+                status: 403,
+                code: Some(8008),
+                message: "correlation ID is expired or invalid".into(),
+                retry_after: None,
+            },
+            Some(id),
+        );
+        let refused = unknown_session(id, "correlation ID is expired or invalid");
+        assert_eq!(refused.code(), Code::FailedPrecondition);
+        assert_eq!(refused.code(), prove.code());
+        assert_eq!(refused.message(), prove.message());
+        // Every detail alike; ErrorInfo's metadata is a map, encoded in no fixed order.
+        let others = |status: &Status| -> Vec<prost_types::Any> {
+            let mut details = pb::Status::decode(status.details()).unwrap().details;
+            details.retain(|d| d.type_url != "type.googleapis.com/google.rpc.ErrorInfo");
+            details
+        };
+        assert_eq!(others(&refused), others(&prove));
+        assert_eq!(others(&refused).len(), 2, "ProveError and RequestInfo");
+        let info = |status: &Status| {
+            let info = status.get_details_error_info().unwrap();
+            (info.reason, info.domain, info.metadata)
+        };
+        assert_eq!(info(&refused), info(&prove));
+        assert_eq!(error_infos(&refused), 1);
+        assert_eq!(
+            reason_of(&refused),
+            ("INVALID_CORRELATION_ID".to_owned(), PROVE_DOMAIN.to_owned())
+        );
+    }
+
+    #[test]
+    fn session_and_idempotency_refusals_map_as_the_contract_says() {
+        let down = StoreError::new("connection refused by 10.0.0.7:6379");
+        let cases = [
+            (
+                from_idempotency(&KeyRefusal::KeyReused),
+                Code::FailedPrecondition,
+                "IDEMPOTENCY_KEY_REUSED",
+                GATEWAY_DOMAIN,
+            ),
+            (
+                from_idempotency(&KeyRefusal::Store(down.clone())),
+                Code::Unavailable,
+                "SESSION_STORE_UNAVAILABLE",
+                GATEWAY_DOMAIN,
+            ),
+            (
+                from_idempotency(&KeyRefusal::DeadlineExceeded),
+                Code::DeadlineExceeded,
+                "CALLER_DEADLINE_EXCEEDED",
+                GATEWAY_DOMAIN,
+            ),
+            (
+                from_idempotency(&KeyRefusal::Failed(api(429, Some(8018)))),
+                Code::ResourceExhausted,
+                "RATE_LIMITED",
+                PROVE_DOMAIN,
+            ),
+        ];
+        for (status, code, reason, domain) in cases {
+            assert_eq!(status.code(), code, "{reason}");
+            assert_eq!(reason_of(&status), (reason.to_owned(), domain.to_owned()));
+            assert_eq!(error_infos(&status), 1, "{reason}");
+        }
+        let unavailable = store_unavailable(&down);
+        assert_eq!(
+            unavailable.get_details_retry_info().unwrap().retry_delay,
+            Some(DEFAULT_RETRY)
+        );
+        assert!(
+            !unavailable.message().contains("10.0.0.7"),
+            "{}",
+            unavailable.message()
+        );
+        assert!(idempotency_key_reused().get_details_retry_info().is_none());
     }
 
     #[test]

@@ -4,9 +4,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::callers::CallersSettings;
+use crate::callers::{CallersSettings, SessionSettings};
 use crate::prove::Upstream;
 use crate::resilience::OutboundSettings;
+use crate::store::StoreSettings;
 use crate::telemetry::{LogFormat, OtelSettings, TelemetrySettings};
 
 /// Default gRPC listen address.
@@ -87,6 +88,10 @@ pub struct Settings {
     pub upstream: Upstream,
     /// Limits of the outbound path.
     pub outbound: OutboundSettings,
+    /// Where session records and idempotency keys live.
+    pub store: StoreSettings,
+    /// What a correlation ID without a record gets.
+    pub sessions: SessionSettings,
     /// Trace export.
     pub otel: OtelSettings,
     /// Who may call.
@@ -111,6 +116,8 @@ impl Settings {
                 listen: SIMULATOR_LISTEN,
             },
             outbound: OutboundSettings::default(),
+            store: StoreSettings::default(),
+            sessions: SessionSettings::default(),
             otel: OtelSettings::default(),
             callers: CallersSettings::default(),
         }

@@ -13,7 +13,7 @@ use tonic_types::StatusExt;
 
 use crate::helpers::{
     LogCapture, credentials, error_info, prove_error, spawn_app, spawn_app_configured,
-    spawn_app_with, unify_request as unify,
+    spawn_app_with, spawn_gateway, unify_request as unify,
 };
 
 /// Asserts the gRPC code, ErrorInfo reason and domain, and Prove's code in both places.
@@ -124,9 +124,14 @@ async fn bind_before_possession_required_is_step_out_of_order_8003() {
     );
 }
 
+/// Prove refuses a status step repeated after it answered (8003). The gateway gives its owner
+/// the kept answer instead (tests/api/sessions.rs); a session the gateway has no record of, here
+/// one started through another replica that shares no store, is forwarded, and Prove's 8003
+/// reaches the caller as the contract says.
 #[tokio::test]
-async fn repeating_a_finished_status_step_is_refused_8003() {
+async fn repeating_a_finished_status_step_the_gateway_did_not_keep_is_refused_8003() {
     let mut app = spawn_app().await;
+    let mut other = spawn_gateway(app.sim.clone(), |_| {}).await;
     let started = app
         .unify
         .unify(unify(PossessionType::Mobile, "2001004014"))
@@ -140,9 +145,10 @@ async fn repeating_a_finished_status_step_is_refused_8003() {
         correlation_id: started.correlation_id,
         ..Default::default()
     };
-    app.unify.unify_status(status.clone()).await.unwrap();
-    let err = app.unify.unify_status(status).await.unwrap_err();
+    other.unify.unify_status(status.clone()).await.unwrap();
+    let err = other.unify.unify_status(status).await.unwrap_err();
     assert_prove_error(&err, Code::FailedPrecondition, "STEP_OUT_OF_ORDER", 8003);
+    assert_eq!(app.sim.records().count("/v3/unify-status"), 2);
 }
 
 #[tokio::test]

@@ -81,6 +81,14 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// Stops the server as an outage would (killed, no shutdown), and waits until it is gone.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.child.kill();
