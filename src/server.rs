@@ -21,13 +21,12 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio::time::{Duration, Instant};
+use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::callers::PeerIdentity;
 use crate::grpc::pb::unify_service_server::UnifyServiceServer;
 use crate::grpc::pb::verify_service_server::VerifyServiceServer;
 use crate::grpc::{self, UnifyApi, VerifyApi};
@@ -39,6 +38,7 @@ mod connection;
 mod edge;
 mod health;
 mod listener;
+mod per_connection;
 pub mod settings;
 mod tls;
 
@@ -238,7 +238,7 @@ async fn serve(
     let limits = &settings.connections;
     // One slot per open connection; the connection's task holds it until the connection closes.
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
-    let each = PerConnection {
+    let each = per_connection::PerConnection {
         routes,
         trace: crate::telemetry::GrpcTraceLayer::default(),
         http2: connection::http2_builder(limits),
@@ -258,70 +258,6 @@ async fn serve(
     drop(listener);
     // Every slot back: every connection closed.
     let _ = slots.acquire_many(limits.max_connections).await;
-}
-
-/// What every connection's task needs.
-#[derive(Clone)]
-struct PerConnection {
-    routes: Routes,
-    trace: crate::telemetry::GrpcTraceLayer,
-    http2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
-    limits: ConnectionSettings,
-    draining: CancellationToken,
-    cut: CancellationToken,
-}
-
-impl PerConnection {
-    /// Serves one accepted connection, after its TLS handshake when `tls` is set. The handshake
-    /// and the HTTP/2 preface share the handshake timeout.
-    async fn accept(&self, stream: tokio::net::TcpStream, tls: Option<tls::Tls>) {
-        connection::tune(&stream, &self.limits);
-        let handshake_by = Instant::now() + self.limits.handshake_timeout;
-        let Some(tls) = tls else {
-            return self.serve(stream, None, handshake_by).await;
-        };
-        let handshake = tokio::select! {
-            () = self.draining.cancelled() => return,
-            done = tokio::time::timeout_at(handshake_by, tls.handshake(stream)) => done,
-        };
-        match handshake {
-            Ok(Ok((stream, peer))) => self.serve(stream, peer, handshake_by).await,
-            // A client without a valid certificate, a port scanner, a plaintext client.
-            Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed: closing"),
-            Err(_) => {
-                tracing::debug!("no TLS handshake within PROVE_GATEWAY_HANDSHAKE_TIMEOUT: closing");
-            }
-        }
-    }
-
-    /// Serves HTTP/2 on `stream`; `peer`, the identity the client certificate proved, goes into
-    /// the extensions of each of its requests (found once, at the handshake).
-    async fn serve<IO>(&self, stream: IO, peer: Option<PeerIdentity>, handshake_by: Instant)
-    where
-        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let state = edge::ConnectionState::new(self.cut.clone());
-        let service = tower::ServiceBuilder::new()
-            .map_request(move |mut request: http::Request<hyper::body::Incoming>| {
-                if let Some(peer) = &peer {
-                    request.extensions_mut().insert(peer.clone());
-                }
-                request
-            })
-            .layer(self.trace.clone())
-            .layer(edge::EdgeLayer::new(state.clone()))
-            .service(self.routes.clone());
-        connection::serve(
-            stream,
-            service,
-            state,
-            &self.http2,
-            &self.limits,
-            handshake_by,
-            &self.draining,
-        )
-        .await;
-    }
 }
 
 /// Completes on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
