@@ -138,12 +138,11 @@ struct Handshake {
     /// The server's certificate.
     served: Vec<u8>,
     alpn: Option<Vec<u8>>,
+    kind: Option<rustls::HandshakeKind>,
 }
 
-/// Shakes hands with the gateway as a bare rustls client (trusting `ca`, presenting `client`
-/// when given), sends the HTTP/2 preface and reads the server's first bytes: with TLS 1.3 a
-/// refused client certificate shows only there, as the alert the server sends instead.
-async fn handshake(addr: SocketAddr, ca: &Ca, client: Option<&Leaf>) -> Result<Handshake, String> {
+/// A rustls client trusting `ca`, presenting `client` when given, offering h2.
+fn client_config(ca: &Ca, client: Option<&Leaf>) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
@@ -164,7 +163,22 @@ async fn handshake(addr: SocketAddr, ca: &Ca, client: Option<&Leaf>) -> Result<H
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    Arc::new(config)
+}
+
+/// Shakes hands with the gateway as a bare rustls client (trusting `ca`, presenting `client`
+/// when given), sends the HTTP/2 preface and reads the server's first bytes: with TLS 1.3 a
+/// refused client certificate shows only there, as the alert the server sends instead.
+async fn handshake(addr: SocketAddr, ca: &Ca, client: Option<&Leaf>) -> Result<Handshake, String> {
+    handshake_with(addr, client_config(ca, client)).await
+}
+
+/// [`handshake`] with `config`, whose session cache may offer a resumption.
+async fn handshake_with(
+    addr: SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+) -> Result<Handshake, String> {
+    let connector = tokio_rustls::TlsConnector::from(config);
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .map_err(|e| e.to_string())?;
@@ -172,18 +186,23 @@ async fn handshake(addr: SocketAddr, ca: &Ca, client: Option<&Leaf>) -> Result<H
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .map_err(|e| e.to_string())?;
-    let (served, alpn) = {
-        let (_, session) = tls.get_ref();
-        let served = session.peer_certificates().unwrap()[0].to_vec();
-        (served, session.alpn_protocol().map(<[u8]>::to_vec))
-    };
+    let (_, session) = tls.get_ref();
+    let (alpn, kind) = (
+        session.alpn_protocol().map(<[u8]>::to_vec),
+        session.handshake_kind(),
+    );
+    let served = session
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|cert| cert.to_vec())
+        .unwrap_or_default();
     tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
         .await
         .map_err(|e| e.to_string())?;
     let mut first = [0u8; 9];
     match tls.read(&mut first).await {
         Ok(0) => Err("closed without a word".into()),
-        Ok(_) => Ok(Handshake { served, alpn }),
+        Ok(_) => Ok(Handshake { served, alpn, kind }),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -241,6 +260,17 @@ async fn a_client_with_a_valid_certificate_completes_a_unify_over_h2() {
         .await
         .unwrap();
     assert_eq!(gateway.sim.records().count("/v3/unify"), 1);
+}
+
+#[tokio::test]
+async fn no_session_is_resumed_so_every_connection_shows_its_certificate() {
+    let ca = Ca::new("corp CA");
+    let gateway = start(&ca.server(), Some(&ca), |_| {}).await.unwrap();
+    let config = client_config(&ca, Some(&ca.client("spiffe://corp/ns/shop/sa/checkout")));
+    for connection in ["first", "second", "third"] {
+        let seen = handshake_with(gateway.addr, config.clone()).await.unwrap();
+        assert_eq!(seen.kind, Some(rustls::HandshakeKind::Full), "{connection}");
+    }
 }
 
 #[tokio::test]
@@ -589,4 +619,26 @@ async fn reflection_off_leaves_both_reflection_services_unimplemented() {
         .unwrap()
         .into_inner();
     assert_eq!(answer.status(), ServingStatus::Serving);
+}
+
+#[tokio::test]
+async fn a_rotated_client_ca_decides_the_next_handshakes() {
+    let (ca, next_ca) = (Ca::new("corp CA"), Ca::new("next corp CA"));
+    let server = ca.server();
+    let mut gateway = start(&server, Some(&ca), |_| {}).await.unwrap();
+    let spiffe = "spiffe://corp/ns/shop/sa/checkout";
+    let (current, next) = (ca.client(spiffe), next_ca.client(spiffe));
+    assert!(handshake(gateway.addr, &ca, Some(&current)).await.is_ok());
+    assert!(handshake(gateway.addr, &ca, Some(&next)).await.is_err());
+    gateway.secret.rotate(&server, &next_ca.pem());
+    eventually("a client of the new CA is let in", async || {
+        handshake(gateway.addr, &ca, Some(&next)).await.is_ok()
+    })
+    .await;
+    let refused = handshake(gateway.addr, &ca, Some(&current)).await;
+    assert!(
+        refused.as_ref().is_err_and(|e| e.contains("UnknownCA")),
+        "the old CA's client: {}",
+        refused.map(|_| "let in".to_owned()).unwrap_or_else(|e| e)
+    );
 }
