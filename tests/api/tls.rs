@@ -642,3 +642,57 @@ async fn a_rotated_client_ca_decides_the_next_handshakes() {
         refused.map(|_| "let in".to_owned()).unwrap_or_else(|e| e)
     );
 }
+
+/// Presents a certificate but signs with another key: a stolen certificate without its key.
+#[derive(Debug)]
+struct StolenCertificate(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for StolenCertificate {
+    fn resolve(
+        &self,
+        _hints: &[&[u8]],
+        _schemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_presented_without_its_key_is_refused_over_tls_1_2_and_1_3() {
+    let ca = Ca::new("corp CA");
+    let gateway = start(&ca.server(), Some(&ca), |_| {}).await.unwrap();
+    let victim = ca.client("spiffe://corp/ns/shop/sa/checkout");
+    let thief = ca.client("spiffe://corp/ns/shop/sa/thief");
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let wrong_key = provider
+        .key_provider
+        .load_private_key(PrivateKeyDer::from_pem_slice(thief.key_pem.as_bytes()).unwrap())
+        .unwrap();
+    let stolen = Arc::new(StolenCertificate(Arc::new(
+        rustls::sign::CertifiedKey::new(vec![CertificateDer::from(victim.der.clone())], wrong_key),
+    )));
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap())
+            .unwrap();
+        let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[version])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_cert_resolver(stolen.clone());
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let refused = handshake_with(gateway.addr, Arc::new(config)).await;
+        assert!(
+            // The signature over the handshake does not verify with the certificate's key.
+            refused.as_ref().is_err_and(|e| e.contains("DecryptError")),
+            "{version:?}: {}",
+            refused.map(|_| "let in".to_owned()).unwrap_or_else(|e| e)
+        );
+    }
+    assert_eq!(gateway.sim.records().total(), 0);
+}
