@@ -235,6 +235,15 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_shows_no_key() {
+        let material = material().unwrap();
+        let cert = CurrentCert::new(material.key);
+        assert_eq!(format!("{cert:?}"), "CurrentCert");
+        let verifier = CurrentVerifier::new(rustls::server::WebPkiClientVerifier::no_client_auth());
+        assert_eq!(format!("{verifier:?}"), "CurrentVerifier");
+    }
+
+    #[test]
     fn unchanged_files_are_not_parsed_again() {
         let mut watch = Watch::new(Contents::for_tests("a"));
         let change = watch.poll(Ok(Contents::for_tests("a")), |_| panic!("parsed"));
