@@ -13,6 +13,7 @@ pub mod sessions;
 pub use idempotency::Idempotency;
 pub use session_settings::{SessionSettings, UnknownSessions};
 pub use sessions::{Access, Flow, SESSION_WINDOW, Sessions};
+pub mod identity;
 
 /// The identity a verified client certificate proves (its SPIFFE URI SAN, else its DNS SAN, else
 /// its CN). The server's TLS acceptor finds it once per connection and puts it in the

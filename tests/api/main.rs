@@ -18,6 +18,7 @@ mod sessions;
 mod shared_limit;
 mod shutdown;
 mod store;
+mod tls;
 mod tokens;
 mod unify;
 mod validation;
