@@ -7,32 +7,36 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"regexp"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	gatewayv1 "github.com/prove-gateway/prove-gateway/gen/go/prove/gateway/v1"
 )
 
 // These tests run against a live gateway on the embedded simulator; scripts/clients-test.sh
-// starts one and sets GATEWAY_ADDR (host:port) and SIMULATOR_URL (http://host:port).
+// starts one with mTLS and sets GATEWAY_ADDR (host:port), SIMULATOR_URL (http://host:port)
+// and the PROVE_GATEWAY_CA_FILE / _CLIENT_CERT_FILE / _CLIENT_KEY_FILE the client connects with.
 var (
 	conn         *grpc.ClientConn
+	gatewayAddr  string
 	simulatorURL string
 )
 
 func TestMain(m *testing.M) {
-	addr := os.Getenv("GATEWAY_ADDR")
+	gatewayAddr = os.Getenv("GATEWAY_ADDR")
 	simulatorURL = os.Getenv("SIMULATOR_URL")
-	if addr == "" || simulatorURL == "" {
+	if gatewayAddr == "" || simulatorURL == "" {
 		fmt.Fprintln(os.Stderr, "set GATEWAY_ADDR and SIMULATOR_URL (scripts/clients-test.sh does)")
 		os.Exit(1)
 	}
 	var err error
-	if conn, err = Dial(addr); err != nil {
+	if conn, err = Dial(gatewayAddr, TLSFilesFromEnv()); err != nil {
 		fmt.Fprintln(os.Stderr, "dial:", err)
 		os.Exit(1)
 	}
@@ -175,5 +179,31 @@ func TestProveOutageCarriesRetryInfo(t *testing.T) {
 	}
 	if d.ProveError.GetRawCode() != 8000 {
 		t.Errorf("ProveError = %v, want raw_code 8000", d.ProveError)
+	}
+}
+
+func TestConnectionWithoutClientCertificateIsRefused(t *testing.T) {
+	files := TLSFilesFromEnv()
+	if files.CertFile == "" {
+		t.Skip("not an mTLS run: set PROVE_GATEWAY_CA_FILE, _CLIENT_CERT_FILE and _CLIENT_KEY_FILE")
+	}
+	// The same CA, so the client trusts the gateway; but no certificate of its own.
+	anonymous, err := Dial(gatewayAddr, TLSFiles{CAFile: files.CAFile})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer anonymous.Close()
+
+	_, err = gatewayv1.NewVerifyServiceClient(anonymous).Verify(callCtx(t), &gatewayv1.VerifyRequest{
+		PossessionType: gatewayv1.PossessionType_POSSESSION_TYPE_CUSTOMER_SUPPLIED,
+		PhoneNumber:    "2001004011",
+		FirstName:      "Tod",
+		LastName:       "Weedall",
+	})
+	// Refused in the TLS handshake, before any gRPC status could be sent: the client sees the
+	// connection fail, not an answer from the gateway.
+	st := status.Convert(err)
+	if st.Code() != codes.Unavailable || !regexp.MustCompile(`(?i)certificate|handshake|tls`).MatchString(st.Message()) {
+		t.Fatalf("Verify without a client certificate = %v, want UNAVAILABLE from a refused TLS handshake", err)
 	}
 }

@@ -1,9 +1,11 @@
 """The Python client against a live gateway on the embedded simulator.
 
-scripts/clients-test.sh starts one and sets GATEWAY_ADDR (host:port) and SIMULATOR_URL."""
+scripts/clients-test.sh starts one with mTLS and sets GATEWAY_ADDR (host:port), SIMULATOR_URL
+and the PROVE_GATEWAY_CA_FILE / _CLIENT_CERT_FILE / _CLIENT_KEY_FILE the client connects with."""
 
 import json
 import os
+import re
 import urllib.request
 import uuid
 
@@ -12,7 +14,7 @@ import pytest
 
 from prove.gateway.v1 import errors_pb2, types_pb2, unify_service_pb2, unify_service_pb2_grpc
 from prove.gateway.v1 import verify_service_pb2, verify_service_pb2_grpc
-from prove_client import channel, error_details
+from prove_client import channel, channel_from_env, error_details
 
 TIMEOUT = 10  # seconds, the deadline of every call
 
@@ -26,7 +28,7 @@ def _env(name: str) -> str:
 
 @pytest.fixture(scope="session")
 def gateway():
-    with channel(_env("GATEWAY_ADDR")) as ch:
+    with channel_from_env(_env("GATEWAY_ADDR")) as ch:
         yield ch
 
 
@@ -142,3 +144,26 @@ def test_prove_outage_carries_retry_info(gateway, simulator):
     assert details.error_info.domain == "proveapis.com"
     assert details.retry_info.retry_delay.ToTimedelta().total_seconds() > 0
     assert details.prove_error.raw_code == 8000
+
+
+def test_connection_without_client_certificate_is_refused():
+    if not os.environ.get("PROVE_GATEWAY_CLIENT_CERT_FILE"):
+        pytest.skip("not an mTLS run: set PROVE_GATEWAY_CA_FILE, _CLIENT_CERT_FILE and _CLIENT_KEY_FILE")
+    # The same CA, so the client trusts the gateway; but no certificate of its own.
+    with channel(_env("GATEWAY_ADDR"), ca_file=_env("PROVE_GATEWAY_CA_FILE")) as anonymous:
+        verify = verify_service_pb2_grpc.VerifyServiceStub(anonymous)
+        with pytest.raises(grpc.RpcError) as raised:
+            verify.Verify(
+                verify_service_pb2.VerifyRequest(
+                    possession_type=types_pb2.POSSESSION_TYPE_CUSTOMER_SUPPLIED,
+                    phone_number="2001004011",
+                    first_name="Tod",
+                    last_name="Weedall",
+                ),
+                timeout=TIMEOUT,
+            )
+    # Refused in the TLS handshake, before any gRPC status could be sent: the client sees the
+    # connection fail, not an answer from the gateway.
+    error = raised.value
+    assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+    assert re.search(r"(?i)certificate|handshake|ssl|tls", error.details()), error.details()

@@ -4,10 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.google.rpc.BadRequest;
 import io.grpc.ManagedChannel;
-import io.grpc.ManagedChannelBuilder;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.provegateway.v1.CheckResult;
@@ -29,6 +29,7 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.util.UUID;
+import java.util.regex.Pattern;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -36,19 +37,20 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The Java client against a live gateway on the embedded simulator. scripts/clients-test.sh
- * starts one and sets GATEWAY_ADDR (host:port) and SIMULATOR_URL (http://host:port).
+ * starts one with mTLS and sets GATEWAY_ADDR (host:port), SIMULATOR_URL (http://host:port) and
+ * the PROVE_GATEWAY_CA_FILE / _CLIENT_CERT_FILE / _CLIENT_KEY_FILE the client connects with.
  */
 class GatewayClientTest {
   private static ManagedChannel channel;
+  private static String gatewayAddr;
   private static String simulatorUrl;
   private static final HttpClient http = HttpClient.newHttpClient();
 
   @BeforeAll
-  static void connect() {
-    String addr = requiredEnv("GATEWAY_ADDR");
+  static void connect() throws Exception {
+    gatewayAddr = requiredEnv("GATEWAY_ADDR");
     simulatorUrl = requiredEnv("SIMULATOR_URL");
-    // Plaintext on loopback; in production drop usePlaintext() to get TLS.
-    channel = ManagedChannelBuilder.forTarget(addr).usePlaintext().build();
+    channel = Channels.fromEnv(gatewayAddr);
   }
 
   @AfterAll
@@ -193,5 +195,46 @@ class GatewayClientTest {
     com.google.protobuf.Duration delay = details.retryInfo().orElseThrow().getRetryDelay();
     assertTrue(delay.getSeconds() > 0 || delay.getNanos() > 0, "retry_delay is positive");
     assertEquals(8000, details.proveError().orElseThrow().getRawCode());
+  }
+
+  @Test
+  void connectionWithoutClientCertificateIsRefused() throws Exception {
+    String caFile = System.getenv("PROVE_GATEWAY_CA_FILE");
+    assumeTrue(
+        System.getenv("PROVE_GATEWAY_CLIENT_CERT_FILE") != null,
+        "not an mTLS run: set PROVE_GATEWAY_CA_FILE, _CLIENT_CERT_FILE and _CLIENT_KEY_FILE");
+    // The same CA, so the client trusts the gateway; but no certificate of its own.
+    ManagedChannel anonymous = Channels.forTarget(gatewayAddr, caFile, null, null);
+    try {
+      StatusRuntimeException error =
+          assertThrows(
+              StatusRuntimeException.class,
+              () ->
+                  VerifyServiceGrpc.newBlockingStub(anonymous)
+                      .withDeadlineAfter(10, TimeUnit.SECONDS)
+                      .verify(
+                          VerifyRequest.newBuilder()
+                              .setPossessionType(PossessionType.POSSESSION_TYPE_CUSTOMER_SUPPLIED)
+                              .setPhoneNumber("2001004011")
+                              .setFirstName("Tod")
+                              .setLastName("Weedall")
+                              .build()));
+      // Refused in the TLS handshake, before any gRPC status could be sent: the client sees
+      // the connection fail, not an answer from the gateway.
+      assertEquals(Status.Code.UNAVAILABLE, error.getStatus().getCode(), error.toString());
+      assertTrue(
+          Pattern.compile("(?i)certificate|handshake|ssl|tls").matcher(causeChain(error)).find(),
+          "not a TLS failure: " + causeChain(error));
+    } finally {
+      anonymous.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    }
+  }
+
+  private static String causeChain(Throwable error) {
+    StringBuilder chain = new StringBuilder();
+    for (Throwable t = error; t != null; t = t.getCause()) {
+      chain.append(t).append(" <- ");
+    }
+    return chain.toString();
   }
 }
