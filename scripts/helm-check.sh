@@ -570,7 +570,11 @@ must_fail "unknownSessions enum" "$schema_msg" --set gateway.unknownSessions=dro
 must_fail "client CA source enum" "$schema_msg" --set tls.clientCA.source=file
 must_fail "a token in clear instead of its hash" "$schema_msg" --set 'callers.inline[0].name=a' \
   --set 'callers.inline[0].allow[0]=prove.gateway.v1.UnifyService/*' --set 'callers.inline[0].token_sha256[0]=secret-token'
-must_fail "a caller without allow" "$schema_msg" --set 'callers.inline[0].name=a'
+must_fail "a caller without allow" "$schema_msg" --set 'callers.inline[0].name=a' --set 'callers.inline[0].identities[0]=spiffe://x/a'
+must_fail "a caller nobody can be (no identity, no token)" "$schema_msg" --set 'callers.inline[0].name=a' \
+  --set 'callers.inline[0].allow[0]=prove.gateway.v1.UnifyService/*'
+must_fail "a reserved caller name" "$schema_msg" --set 'callers.inline[0].name=anonymous' \
+  --set 'callers.inline[0].identities[0]=spiffe://x/a' --set 'callers.inline[0].allow[0]=prove.gateway.v1.UnifyService/*'
 must_fail "misspelt cert-manager key" "$schema_msg" --set tls.certManager.renewbefore=1h
 must_fail "TLS without a certificate" "tls.enabled needs a certificate" --set tls.enabled=true
 must_fail "TLS settings while TLS is off" "need tls.enabled: true" --set tls.existingSecret=s
@@ -582,7 +586,8 @@ must_fail "cert-manager without an issuer" "needs tls.certManager.issuerRef.name
 must_fail "client CA from a ConfigMap without its name" "set tls.clientCA.name" \
   --set tls.enabled=true --set tls.existingSecret=s --set tls.clientCA.enabled=true --set tls.clientCA.source=configMap
 must_fail "two callers sources" "set only one of callers.existingSecret and callers.inline" \
-  --set callers.existingSecret=c --set 'callers.inline[0].name=a' --set 'callers.inline[0].allow[0]=prove.gateway.v1.UnifyService/*'
+  --set callers.existingSecret=c --set 'callers.inline[0].name=a' --set 'callers.inline[0].identities[0]=spiffe://x/a' \
+  --set 'callers.inline[0].allow[0]=prove.gateway.v1.UnifyService/*'
 must_fail "deprecated and new Redis values" "deprecated and redis.url/urlSecret is set too" \
   --set redis.url=redis://r:6379 --set prove.rateLimit.redisUrl=redis://r:6379
 must_fail "health on the gRPC port" "gateway.healthPort must differ" --set gateway.healthPort=50051
