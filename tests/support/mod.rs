@@ -8,4 +8,5 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod app;
+pub mod certs;
 pub mod redis;
