@@ -41,6 +41,16 @@ func (f TLSFiles) Credentials() (credentials.TransportCredentials, error) {
 		}
 		return insecure.NewCredentials(), nil
 	}
+	cfg, err := f.Config()
+	if err != nil {
+		return nil, err
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// Config is the TLS client configuration of a non-empty CAFile: the CA as the only root, and
+// the client certificate when CertFile and KeyFile are set.
+func (f TLSFiles) Config() (*tls.Config, error) {
 	pem, err := os.ReadFile(f.CAFile)
 	if err != nil {
 		return nil, fmt.Errorf("reading the CA file: %w", err)
@@ -62,5 +72,5 @@ func (f TLSFiles) Credentials() (credentials.TransportCredentials, error) {
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}
-	return credentials.NewTLS(cfg), nil
+	return cfg, nil
 }
