@@ -430,7 +430,7 @@ health_check() {
   local url="$1"; shift
   curl -s --max-time 3 --http2-prior-knowledge -H 'content-type: application/grpc' -H 'te: trailers' \
     --data-binary @"$work/health-request" "$@" "$url/grpc.health.v1.Health/Check" 2>/dev/null \
-    | od -An -tx1 | tr -d ' \n' | grep -qx '000000000020801'
+    | od -An -tx1 | tr -d ' \n' | grep -qx '00000000020801'
 }
 smoke_pid=""
 trap 'if [ -n "$smoke_pid" ]; then kill -KILL "$smoke_pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
