@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Proves the generated client stubs work, in the languages callers use: generates them
-# (scripts/gen-stubs.sh), starts the gateway on the embedded simulator, and runs the Go
-# (go test), Java (Maven + JUnit) and Python (pytest) example clients in examples/ against it.
-# Each runs a Unify flow, a Verify, and error cases whose google.rpc details (ErrorInfo,
-# RetryInfo, BadRequest) and prove.gateway.v1.ProveError it unpacks. There is no .NET SDK here,
-# so the C# stubs are checked for the generated service classes only.
+# (scripts/gen-stubs.sh), starts the gateway on the embedded simulator with TLS and mTLS, and
+# runs the Go (go test), Java (Maven + JUnit) and Python (pytest) example clients in examples/
+# against it, each connecting with a client certificate. Each runs a Unify flow, a Verify,
+# error cases whose google.rpc details (ErrorInfo, RetryInfo, BadRequest) and
+# prove.gateway.v1.ProveError it unpacks, and a connection without a client certificate, which
+# the gateway must refuse in the TLS handshake. There is no .NET SDK here, so the C# stubs are
+# checked for the generated service classes only.
 #
 #   bash scripts/clients-test.sh
 #
-# Needs cargo, go, java 17 + mvn, python3, node/npm and a C++ compiler (see gen-stubs.sh); first
-# run downloads plugins and dependencies. Exits non-zero if any client or check fails, or if any
+# The certificates are made here, fresh on every run, with openssl (Debian's `openssl`
+# package): a CA, a server certificate for localhost and 127.0.0.1, and a client certificate
+# whose identity is a SPIFFE URI SAN. The clients get them through PROVE_GATEWAY_CA_FILE,
+# PROVE_GATEWAY_CLIENT_CERT_FILE and PROVE_GATEWAY_CLIENT_KEY_FILE (docs/clients.md).
+#
+# Needs cargo, go, java 17 + mvn, python3, node/npm, openssl and a C++ compiler (see
+# gen-stubs.sh); first run downloads plugins and dependencies. Exits non-zero if any client or check fails, or if any
 # test was skipped: a skipped test proves nothing, and a test that skips itself (a missing
 # variable, an unreachable gateway) would otherwise pass the run unnoticed.
 set -euo pipefail
@@ -66,19 +73,61 @@ record csharp-stubs "$cs_failed" "$cs_passed" "$cs_failed" 0
 took
 
 # --- the gateway on the embedded simulator ----------------------------------------------------
-step "gateway: cargo build, start on loopback with the embedded simulator"
+# --- certificates ------------------------------------------------------------------------------
+step "certificates: a CA, the gateway's server certificate and a client certificate (openssl)"
+command -v openssl >/dev/null || { echo "openssl is needed (apt-get install openssl)" >&2; exit 1; }
+PKI=$(mktemp -d -t prove-gateway-pki.XXXXXX)
+LOG=$(mktemp -t prove-gateway-clients.XXXXXX.log)
+trap 'rm -rf "$PKI" "$LOG"' EXIT
+(
+  cd "$PKI"
+  # P-256 keys in PKCS#8 PEM (`BEGIN PRIVATE KEY`), which Go, Java (netty) and Python all read.
+  key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1"; }
+  # sign NAME SUBJECT EXTENSIONS: a certificate for NAME.key, signed by the CA, valid 2 days.
+  sign() {
+    openssl req -new -key "$1.key" -subj "$2" -out "$1.csr"
+    printf '%b' "$3" >"$1.ext"
+    openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile "$1.ext" -out "$1.crt"
+  }
+  key ca.key
+  openssl req -x509 -new -key ca.key -subj "/CN=prove-gateway clients-test CA" -days 2 -out ca.crt \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+  # The clients dial 127.0.0.1, so the IP SAN is the one they check.
+  key server.key
+  sign server "/CN=prove-gateway" \
+    'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature'
+  # The caller's identity is the SPIFFE URI SAN (issue 15: SPIFFE, else DNS SAN, else CN).
+  key client.key
+  sign client "/CN=clients-test" \
+    'subjectAltName=URI:spiffe://prove-gateway.test/ns/examples/sa/clients-test\nextendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature'
+) >"$LOG" 2>&1 || { cat "$LOG" >&2; echo "openssl could not make the certificates" >&2; exit 1; }
+export PROVE_GATEWAY_CA_FILE=$PKI/ca.crt
+export PROVE_GATEWAY_CLIENT_CERT_FILE=$PKI/client.crt
+export PROVE_GATEWAY_CLIENT_KEY_FILE=$PKI/client.key
+openssl x509 -in "$PKI/client.crt" -noout -subject -ext subjectAltName | sed 's/^/    client: /'
+took
+
+# --- the gateway on the embedded simulator ----------------------------------------------------
+step "gateway: cargo build, start on loopback with the embedded simulator, TLS and mTLS"
 cargo build --quiet
 PY=$ROOT/examples/python/.venv/bin/python
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 GRPC_PORT=$(free_port)
 SIM_PORT=$(free_port)
+HEALTH_PORT=$(free_port)
 while [ "$SIM_PORT" = "$GRPC_PORT" ]; do SIM_PORT=$(free_port); done
+while [ "$HEALTH_PORT" = "$GRPC_PORT" ] || [ "$HEALTH_PORT" = "$SIM_PORT" ]; do HEALTH_PORT=$(free_port); done
 export GATEWAY_ADDR=127.0.0.1:$GRPC_PORT
 export SIMULATOR_URL=http://127.0.0.1:$SIM_PORT
-LOG=$(mktemp -t prove-gateway-clients.XXXXXX.log)
-PROVE_GATEWAY_LISTEN=$GATEWAY_ADDR \
+# The client-side variables are for the clients only: the gateway gets its own.
+env -u PROVE_GATEWAY_CA_FILE -u PROVE_GATEWAY_CLIENT_CERT_FILE -u PROVE_GATEWAY_CLIENT_KEY_FILE \
+  PROVE_GATEWAY_LISTEN=$GATEWAY_ADDR \
+  PROVE_GATEWAY_HEALTH_LISTEN=127.0.0.1:$HEALTH_PORT \
   PROVE_GATEWAY_METRICS_LISTEN=127.0.0.1:0 \
   PROVE_GATEWAY_SIMULATOR_LISTEN=127.0.0.1:$SIM_PORT \
+  PROVE_GATEWAY_TLS_CERT_FILE="$PKI/server.crt" \
+  PROVE_GATEWAY_TLS_KEY_FILE="$PKI/server.key" \
+  PROVE_GATEWAY_CLIENT_CA_FILE="$PKI/ca.crt" \
   target/debug/prove-gateway >"$LOG" 2>&1 &
 GATEWAY_PID=$!
 stop_gateway() {
@@ -87,15 +136,29 @@ stop_gateway() {
     wait "$GATEWAY_PID" 2>/dev/null || true
   fi
 }
-trap 'stop_gateway; rm -f "$LOG"' EXIT
+trap 'stop_gateway; rm -rf "$PKI" "$LOG"' EXIT
 
-# grpc.health.v1.Health/Check with an empty request; the answer 08 01 is status SERVING.
+# grpc.health.v1.Health/Check with an empty request on the plaintext health port (what the
+# kubelet probes); the answer 08 01 is status SERVING.
 serving() {
-  "$PY" - "$GATEWAY_ADDR" <<'EOF' 2>/dev/null
+  "$PY" - "127.0.0.1:$HEALTH_PORT" <<'EOF' 2>/dev/null
 import sys, grpc
 with grpc.insecure_channel(sys.argv[1]) as ch:
     check = ch.unary_unary("/grpc.health.v1.Health/Check")
     sys.exit(0 if check(b"", timeout=1) == b"\x08\x01" else 1)
+EOF
+}
+# The same check on the gRPC port, over mTLS: proves the gateway serves TLS with the server
+# certificate before the suites start, so a failure below is the client's.
+serving_mtls() {
+  "$PY" - "$GATEWAY_ADDR" <<'EOF' 2>/dev/null
+import os, sys, grpc
+read = lambda name: open(os.environ[name], "rb").read()
+creds = grpc.ssl_channel_credentials(read("PROVE_GATEWAY_CA_FILE"), read("PROVE_GATEWAY_CLIENT_KEY_FILE"),
+                                     read("PROVE_GATEWAY_CLIENT_CERT_FILE"))
+with grpc.secure_channel(sys.argv[1], creds) as ch:
+    check = ch.unary_unary("/grpc.health.v1.Health/Check")
+    sys.exit(0 if check(b"", timeout=2) == b"\x08\x01" else 1)
 EOF
 }
 for _ in $(seq 1 60); do
@@ -105,8 +168,9 @@ for _ in $(seq 1 60); do
   serving && break
   sleep 0.5
 done
-serving || { echo "gateway not SERVING after 30s:" >&2; tail -50 "$LOG" >&2; exit 1; }
-echo "    SERVING at $GATEWAY_ADDR, simulator at $SIMULATOR_URL"
+serving || { echo "gateway not SERVING on its health port after 30s:" >&2; tail -50 "$LOG" >&2; exit 1; }
+serving_mtls || { echo "gateway SERVING on its health port, but not over mTLS on $GATEWAY_ADDR:" >&2; tail -50 "$LOG" >&2; exit 1; }
+echo "    SERVING over mTLS at $GATEWAY_ADDR (plaintext health at 127.0.0.1:$HEALTH_PORT), simulator at $SIMULATOR_URL"
 took
 
 # --- Go ---------------------------------------------------------------------------------------

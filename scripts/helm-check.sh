@@ -8,18 +8,30 @@
 #     values.yaml has a comment; every object in values.schema.json is closed and described.
 #  2. Every scenario renders, and each rendered document is valid under kubeconform -strict
 #     against the Kubernetes JSON schemas of the chart's minimum and of the newest Kubernetes
-#     version (ServiceMonitor, a CRD, is the only kind skipped).
+#     version. ServiceMonitor and cert-manager's Certificate, CRDs, are the only kinds skipped;
+#     the Certificate's fields are checked by name below instead.
 #  3. Every environment variable name the chart sets on the gateway container is one the
 #     binary reads: it must appear as `[env: NAME...]` in `BINARY --help`.
 #  4. Ports agree with the binary's defaults (50051 gRPC, 9090 metrics, from `--help`): the
-#     container ports, PROVE_GATEWAY_LISTEN / _METRICS_LISTEN, the gRPC probes, the Service's
-#     `grpc` port (appProtocol grpc) and the Prometheus annotation.
+#     container ports, PROVE_GATEWAY_LISTEN / _METRICS_LISTEN, the Service's `grpc` port
+#     (appProtocol grpc) and the Prometheus annotation. The three gRPC probes go to the plaintext
+#     health port (`health`, PROVE_GATEWAY_HEALTH_LISTEN), never to the gRPC port, which may
+#     speak TLS; the Service has a `health` port only for the `helm test` Pod, which checks it.
 #  5. terminationGracePeriodSeconds = preStop sleep + drain timeout + margin, and
 #     PROVE_GATEWAY_DRAIN_TIMEOUT matches, for every scenario and for changed values.
 #  6. The hardened securityContext is in place on every scenario, and in file mode no
-#     credential reaches the environment.
-#     The real binary starts with each scenario's env, and after SIGTERM exits 0 (a clean
-#     drain: nothing is in flight) within the grace period.
+#     credential reaches the environment. Every *_FILE variable names a file of a mounted
+#     volume, and no volume is mounted with subPath (a subPath mount never sees a Secret's
+#     update, so a renewed certificate or an edited callers file would never arrive).
+#     Per scenario: ci/mtls-values.yaml mounts the TLS Secret (tls.crt, tls.key, ca.crt) and the
+#     callers Secret and sets PROVE_GATEWAY_TLS_CERT_FILE / _TLS_KEY_FILE / _CLIENT_CA_FILE /
+#     _CALLERS_FILE to them; production's cert-manager Certificate writes the Secret it mounts;
+#     callers.inline renders a callers file the gateway can parse.
+#     The real binary starts with each scenario's env (certificates made here with openssl,
+#     a callers file written here), answers grpc.health.v1 in plaintext on the probes' port
+#     and, with TLS, presents the certificate on the gRPC port (refusing a client without a
+#     certificate under mTLS); after SIGTERM it exits 0 (a clean drain: nothing is in flight)
+#     within the grace period.
 #  7. Values of the wrong type, unknown keys and inconsistent settings make `helm template`
 #     fail (non-zero exit, with the schema's or the chart's message).
 set -euo pipefail
@@ -53,7 +65,7 @@ trap 'rm -rf "$work"' EXIT
 step "helm lint --strict"
 "$HELM" lint --strict "$chart" >"$work/lint.log" 2>&1 || { cat "$work/lint.log" >&2; fail "helm lint --strict"; }
 scenarios=("$chart"/ci/*-values.yaml)
-[ ${#scenarios[@]} -ge 4 ] || fail "expected the ci/*-values.yaml scenarios, found ${#scenarios[@]}"
+[ ${#scenarios[@]} -ge 6 ] || fail "expected the ci/*-values.yaml scenarios, found ${#scenarios[@]}"
 for f in "${scenarios[@]}"; do
   "$HELM" lint --strict "$chart" -f "$f" >"$work/lint.log" 2>&1 \
     || { cat "$work/lint.log" >&2; fail "helm lint --strict -f ci/$(basename "$f")"; }
@@ -96,15 +108,15 @@ for kv in "${K8S_VERSIONS[@]}"; do
     name="$(basename "$f" .yaml)"
     out="$work/$name-$kv.yaml"
     render "$out" "$kv" -f "$f" 2>"$work/err" || { cat "$work/err" >&2; fail "helm template -f ci/$name.yaml (Kubernetes $kv)"; }
-    # -strict: unknown fields are errors. ServiceMonitor is a CRD with no schema here.
-    if ! "$KUBECONFORM" -strict -summary -skip ServiceMonitor -kubernetes-version "$kv" \
+    # -strict: unknown fields are errors. ServiceMonitor and Certificate are CRDs with no schema here.
+    if ! "$KUBECONFORM" -strict -summary -skip ServiceMonitor,Certificate -kubernetes-version "$kv" \
         -schema-location "$schema_location" "$out" >"$work/kc.log" 2>&1; then
       cat "$work/kc.log" >&2
       fail "kubeconform: ci/$name.yaml is not valid for Kubernetes $kv"
     fi
     # kubeconform skips what it has no schema for only when told; make sure nothing was.
     grep -q 'Errors: 0' "$work/kc.log" || { cat "$work/kc.log" >&2; fail "kubeconform errors for ci/$name.yaml"; }
-    step "kubeconform ok: ci/$name.yaml on Kubernetes $kv ($(sed -n 's/.*Valid: \([0-9]*\).*/\1/p' "$work/kc.log") valid, ServiceMonitor skipped)"
+    step "kubeconform ok: ci/$name.yaml on Kubernetes $kv ($(sed -n 's/.*Valid: \([0-9]*\).*/\1/p' "$work/kc.log") valid, ServiceMonitor and Certificate skipped)"
   done
 done
 
@@ -117,7 +129,9 @@ render "$work/drain45.yaml" "$latest" --set gateway.drainTimeoutSeconds=45 --set
 render "$work/prestop.yaml" "$latest" --set gateway.preStopSleepSeconds=5 \
   || fail "helm template with preStopSleepSeconds=5"
 render "$work/ports.yaml" "$latest" --set gateway.grpcPort=6000 --set gateway.metricsPort=6001 \
-  || fail "helm template with other ports"
+  --set gateway.healthPort=6002 --set service.healthPort=7002 || fail "helm template with other ports"
+# No helm test: the Service then has no reason to expose the health port.
+render "$work/notests.yaml" "$latest" --set tests.enabled=false || fail "helm template with tests.enabled=false"
 
 python3 - "$work/help.txt" "$work" "$latest" "${scenarios[@]}" <<'PY'
 import os, re, sys, yaml
@@ -153,7 +167,34 @@ def gateway_container(dep):
 def env_map(c):
     return {e["name"]: e for e in c.get("env", [])}
 
-def check_manifest(path, where, grpc_port=50051, metrics_port=9090, values=None):
+def file_source(pod_spec, c, path):
+    """Where the file at `path` comes from: (kind, name, key) of the Secret or ConfigMap volume
+    mounted on its directory, or None when no volume holds it."""
+    for m in c.get("volumeMounts", []):
+        if os.path.dirname(path) != m["mountPath"].rstrip("/"):
+            continue
+        vol = next((v for v in pod_spec.get("volumes", []) if v["name"] == m["name"]), None)
+        if vol is None:
+            return None
+        for kind, name_field in (("secret", "secretName"), ("configMap", "name")):
+            if kind in vol:
+                src = vol[kind]
+                items = src.get("items")
+                base = os.path.basename(path)
+                if items is None:
+                    return (kind, src[name_field], base)
+                item = next((i for i in items if i["path"] == base), None)
+                return (kind, src[name_field], item["key"]) if item else None
+    return None
+
+def test_targets(docs):
+    hooks = [d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"]
+    if not hooks:
+        return None
+    env = {e["name"]: e.get("value", "") for e in hooks[0]["spec"]["containers"][0].get("env", [])}
+    return env.get("TARGETS", "").split()
+
+def check_manifest(path, where, grpc_port=50051, metrics_port=9090, health_port=8081, values=None):
     docs = load(path)
     dep = one(docs, "Deployment", where)
     svc = one(docs, "Service", where)
@@ -170,13 +211,16 @@ def check_manifest(path, where, grpc_port=50051, metrics_port=9090, values=None)
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     check(ports.get("grpc") == grpc_port, f"{where}: containerPort grpc {ports.get('grpc')} != {grpc_port}")
     check(ports.get("metrics") == metrics_port, f"{where}: containerPort metrics {ports.get('metrics')} != {metrics_port}")
+    check(ports.get("health") == health_port, f"{where}: containerPort health {ports.get('health')} != {health_port}")
     check(env.get("PROVE_GATEWAY_LISTEN", {}).get("value") == f"0.0.0.0:{grpc_port}", f"{where}: PROVE_GATEWAY_LISTEN")
     check(env.get("PROVE_GATEWAY_METRICS_LISTEN", {}).get("value") == f"0.0.0.0:{metrics_port}", f"{where}: PROVE_GATEWAY_METRICS_LISTEN")
+    check(env.get("PROVE_GATEWAY_HEALTH_LISTEN", {}).get("value") == f"0.0.0.0:{health_port}", f"{where}: PROVE_GATEWAY_HEALTH_LISTEN")
+    # The kubelet's gRPC probes cannot speak TLS: they go to the plaintext health port.
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         p = c.get(probe)
         check(p is not None, f"{where}: no {probe}")
         if p:
-            check(p.get("grpc", {}).get("port") == grpc_port, f"{where}: {probe} is not a gRPC probe on {grpc_port}")
+            check(p.get("grpc", {}).get("port") == health_port, f"{where}: {probe} is not a gRPC probe on the health port {health_port}")
     check(c["readinessProbe"]["grpc"].get("service", "") == "", f"{where}: readiness must probe the overall service \"\"")
     ann = pod["metadata"].get("annotations") or {}
     if "prometheus.io/port" in ann:
@@ -211,17 +255,51 @@ def check_manifest(path, where, grpc_port=50051, metrics_port=9090, values=None)
     if any(n.endswith("_CLIENT_ID_FILE") for n in env):
         check(not any(re.fullmatch(r"PROVE_(UNIFY_|VERIFY_)?CLIENT_(ID|SECRET)", n) for n in env),
               f"{where}: file mode but a credential is in the environment")
-        mounts = {m["mountPath"] for m in c.get("volumeMounts", [])}
-        for n, e in env.items():
-            if n.endswith("_FILE"):
-                check(os.path.dirname(e["value"]) in mounts, f"{where}: {n}={e['value']} is not under a mounted volume")
-    # The helm test hook checks gRPC health through the Service.
+    # Every file the gateway is told to read is a key of a mounted volume.
+    for n, e in env.items():
+        if n.endswith("_FILE"):
+            check(file_source(pod["spec"], c, e.get("value", "")) is not None,
+                  f"{where}: {n}={e.get('value')} is not a file of a mounted volume")
+    # Whole directories only: the kubelet never updates a subPath mount, so a renewed
+    # certificate or an edited callers file would never reach the gateway.
+    for m in c.get("volumeMounts", []):
+        check("subPath" not in m and "subPathExpr" not in m, f"{where}: volume {m['name']} is mounted with subPath")
+        check(m.get("readOnly") is True, f"{where}: volume {m['name']} is not mounted readOnly")
+    tls_env = [n for n in ("PROVE_GATEWAY_TLS_CERT_FILE", "PROVE_GATEWAY_TLS_KEY_FILE") if n in env]
+    check(len(tls_env) in (0, 2), f"{where}: only one of the TLS certificate and key files is set")
+    check("PROVE_GATEWAY_CLIENT_CA_FILE" not in env or tls_env, f"{where}: a client CA (mTLS) without TLS")
+    # The helm test hook checks gRPC health through the Service: on the health port always,
+    # and on the gRPC port when it is plaintext.
     tests = [d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"]
     check(len(tests) == 1, f"{where}: expected one helm test hook")
     for t in tests:
         script = " ".join(t["spec"]["containers"][0].get("command", []))
         check("grpc.health.v1.Health/Check" in script, f"{where}: helm test does not call Health/Check")
+    if tests:
+        check("health" in sp and sp["health"]["targetPort"] == "health",
+              f"{where}: the helm test needs a Service port `health` targeting the health container port")
+        host = f"{svc['metadata']['name']}.identity.svc"
+        targets = test_targets(docs)
+        if "health" in sp:
+            check(f"{host}:{sp['health']['port']}" in targets, f"{where}: helm test does not check the health port ({targets})")
+        check((f"{host}:{sp['grpc']['port']}" in targets) == (not tls_env),
+              f"{where}: helm test must check the gRPC port exactly when it is plaintext ({targets})")
     return env
+
+# cert-manager.io/v1 CertificateSpec field names: kubeconform has no schema for the CRD, so a
+# misspelt field would otherwise only surface when the cluster rejects it.
+CERT_SPEC_FIELDS = {"secretName", "secretTemplate", "issuerRef", "dnsNames", "ipAddresses", "uris",
+    "emailAddresses", "commonName", "subject", "duration", "renewBefore", "renewBeforePercentage",
+    "usages", "privateKey", "isCA", "keystores", "literalSubject", "otherNames", "encodeUsagesInRequest",
+    "revisionHistoryLimit", "additionalOutputFormats", "nameConstraints", "signatureAlgorithm"}
+
+def sources(path, where):
+    """The Deployment's file env vars resolved to (kind, name, key), and the rendered docs."""
+    docs = load(path)
+    dep = one(docs, "Deployment", where)
+    pod = dep["spec"]["template"]["spec"]
+    c = gateway_container(dep)
+    return {n: file_source(pod, c, e.get("value", "")) for n, e in env_map(c).items() if n.endswith("_FILE")}, docs
 
 for f in scenarios:
     name = os.path.basename(f)[:-5]
@@ -229,17 +307,78 @@ for f in scenarios:
     g = values.get("gateway", {})
     expect = {"drain": g.get("drainTimeoutSeconds", 20), "margin": g.get("terminationGraceMarginSeconds", 10),
               "sleep": g.get("preStopSleepSeconds", 0), "delay": g.get("shutdownDelaySeconds", 5)}
-    env = check_manifest(os.path.join(work, f"{name}-{latest}.yaml"), f"ci/{name}.yaml", values=expect)
-    if env is not None and name == "production-values":
+    rendered = os.path.join(work, f"{name}-{latest}.yaml")
+    env = check_manifest(rendered, f"ci/{name}.yaml", values=expect)
+    if env is None:
+        continue
+    files, docs = sources(rendered, f"ci/{name}.yaml")
+    if name == "production-values":
         check(env.get("PROVE_BASE_URL", {}).get("value") == "prod-us", "production: PROVE_BASE_URL is not prod-us")
-        check("PROVE_RATE_LIMIT_REDIS_URL" in env, "production: several replicas without PROVE_RATE_LIMIT_REDIS_URL")
-    if env is not None and name == "redis-limiter-values":
-        check("PROVE_RATE_LIMIT_REDIS_URL" in env, "redis-limiter: no PROVE_RATE_LIMIT_REDIS_URL")
+        redis = env.get("PROVE_GATEWAY_REDIS_URL", {}).get("valueFrom", {}).get("secretKeyRef", {})
+        check(redis.get("name") == "prove-gateway-redis", "production: several replicas without PROVE_GATEWAY_REDIS_URL from its Secret")
+        # mTLS with a cert-manager certificate, and a callers file.
+        certs = [d for d in docs if d["kind"] == "Certificate"]
+        check(len(certs) == 1, f"production: expected one cert-manager Certificate, found {len(certs)}")
+        for cert in certs:
+            spec = cert["spec"]
+            check(cert["apiVersion"] == "cert-manager.io/v1", "production: Certificate is not cert-manager.io/v1")
+            check(set(spec) <= CERT_SPEC_FIELDS, f"production: Certificate has unknown fields {set(spec) - CERT_SPEC_FIELDS}")
+            check(spec.get("issuerRef", {}).get("name") == "identity-ca", "production: Certificate issuerRef is not identity-ca")
+            check("prove-gateway.identity.svc" in spec.get("dnsNames", []), f"production: Certificate dnsNames {spec.get('dnsNames')} lack the Service name")
+            check(spec.get("duration") == "2160h" and spec.get("renewBefore") == "360h", "production: Certificate duration/renewBefore")
+            check("server auth" in spec.get("usages", []), "production: Certificate lacks the server auth usage")
+            for n, key in (("PROVE_GATEWAY_TLS_CERT_FILE", "tls.crt"), ("PROVE_GATEWAY_TLS_KEY_FILE", "tls.key"),
+                           ("PROVE_GATEWAY_CLIENT_CA_FILE", "ca.crt")):
+                check(files.get(n) == ("secret", spec.get("secretName"), key),
+                      f"production: {n} comes from {files.get(n)}, not {key} of the Certificate's Secret {spec.get('secretName')}")
+        check(files.get("PROVE_GATEWAY_CALLERS_FILE") == ("secret", "prove-gateway-callers", "callers.yaml"),
+              f"production: callers file from {files.get('PROVE_GATEWAY_CALLERS_FILE')}")
+        check(env.get("PROVE_GATEWAY_REFLECTION", {}).get("value") == "false", "production: reflection is not off")
+    if name == "mtls-values":
+        # The existing TLS Secret gives the certificate, its key and the client CA; the callers
+        # Secret gives the callers file; all as files of directory mounts.
+        for n, want in (("PROVE_GATEWAY_TLS_CERT_FILE", ("secret", "prove-gateway-tls", "tls.crt")),
+                        ("PROVE_GATEWAY_TLS_KEY_FILE", ("secret", "prove-gateway-tls", "tls.key")),
+                        ("PROVE_GATEWAY_CLIENT_CA_FILE", ("secret", "prove-gateway-tls", "ca.crt")),
+                        ("PROVE_GATEWAY_CALLERS_FILE", ("secret", "prove-gateway-callers", "callers.yaml"))):
+            check(files.get(n) == want, f"mtls: {n} comes from {files.get(n)}, want {want}")
+        check(env.get("PROVE_GATEWAY_UNKNOWN_SESSIONS", {}).get("value") == "refuse", "mtls: PROVE_GATEWAY_UNKNOWN_SESSIONS is not refuse")
+        check(not [d for d in docs if d["kind"] == "Certificate"], "mtls: a Certificate is rendered although cert-manager is off")
+        np = one(docs, "NetworkPolicy", "mtls")
+        if np:
+            rules = {r["ports"][0]["port"]: r for r in np["spec"]["ingress"]}
+            check(rules.get("grpc", {}).get("from"), "mtls: the NetworkPolicy lets any source reach the gRPC port")
+            check("health" in rules, "mtls: the NetworkPolicy has no rule for the health port (the probes would fail)")
+    if name == "callers-inline-values":
+        # The chart-created Secret holds a callers file in the gateway's format.
+        src = files.get("PROVE_GATEWAY_CALLERS_FILE")
+        secret = next((d for d in docs if d["kind"] == "Secret" and src and d["metadata"]["name"] == src[1]), None)
+        check(secret is not None, f"callers-inline: the callers file's Secret {src} is not rendered")
+        if secret:
+            parsed = yaml.safe_load(secret.get("stringData", {}).get(src[2], "")) or {}
+            callers = parsed.get("callers") or []
+            check([c.get("name") for c in callers] == ["checkout", "onboarding"], f"callers-inline: callers {callers}")
+            check(all(re.fullmatch(r"[0-9a-f]{64}", t) for c in callers for t in c.get("token_sha256", [])),
+                  "callers-inline: a token_sha256 is not 64 hex characters")
+        check("PROVE_GATEWAY_CLIENT_CA_FILE" not in env and "PROVE_GATEWAY_TLS_CERT_FILE" in env,
+              "callers-inline: expected TLS without client certificates")
+    if name == "default-values":
+        check(not any(n.startswith("PROVE_GATEWAY_TLS") or n in ("PROVE_GATEWAY_CLIENT_CA_FILE", "PROVE_GATEWAY_CALLERS_FILE")
+                      for n in env), "default: TLS or callers set although the defaults have neither")
+    if name == "redis-limiter-values":
+        # The deprecated prove.rateLimit.redisUrl keeps rendering the alias the binary keeps.
+        check(env.get("PROVE_RATE_LIMIT_REDIS_URL", {}).get("value") == "redis://redis-master.redis.svc:6379/0",
+              "redis-limiter: the deprecated prove.rateLimit.redisUrl no longer reaches PROVE_RATE_LIMIT_REDIS_URL")
+        check("PROVE_GATEWAY_REDIS_URL" not in env, "redis-limiter: both Redis variables set")
     if env is not None and name == "otel-values":
         check("OTEL_EXPORTER_OTLP_ENDPOINT" in env, "otel: no OTEL_EXPORTER_OTLP_ENDPOINT")
 check_manifest(os.path.join(work, "drain45.yaml"), "drainTimeoutSeconds=45", values={"drain": 45, "margin": 7})
 check_manifest(os.path.join(work, "prestop.yaml"), "preStopSleepSeconds=5", values={"drain": 20, "margin": 10, "sleep": 5})
-check_manifest(os.path.join(work, "ports.yaml"), "ports 6000/6001", grpc_port=6000, metrics_port=6001)
+check_manifest(os.path.join(work, "ports.yaml"), "ports 6000/6001/6002", grpc_port=6000, metrics_port=6001, health_port=6002)
+docs = load(os.path.join(work, "notests.yaml"))
+svc = one(docs, "Service", "tests.enabled=false")
+check(svc and "health" not in {p["name"] for p in svc["spec"]["ports"]}, "tests.enabled=false: the Service still exposes the health port")
+check(test_targets(docs) is None, "tests.enabled=false: a helm test Pod is rendered")
 
 if errors:
     for e in errors:
@@ -251,32 +390,98 @@ PY
 # --- 6b. the binary accepts the values the chart renders ------------------------------------
 # Each scenario's env, as literal values, is given to the real binary: it must still be serving
 # after 3 s (a bad duration, enum or number makes it exit at once) and must exit within the
-# Pod's terminationGracePeriodSeconds after SIGTERM. Listen addresses move to 127.0.0.1:0 and
-# what needs the outside world (Prove's URL, credentials, Redis) is left out: none is reachable.
+# Pod's terminationGracePeriodSeconds after SIGTERM. Listen addresses move to loopback and what
+# needs the outside world (Prove's URL, credentials, Redis) is left out: none is reachable.
+# Files the chart mounts from Secrets are made here instead: a CA, a server certificate for
+# localhost and a client certificate (openssl, as on Debian), and a callers file (the rendered
+# one for callers.inline, else one naming the client certificate's identity).
+command -v openssl >/dev/null || fail "openssl is needed (apt-get install openssl)"
+command -v curl >/dev/null || fail "curl is needed (apt-get install curl)"
+pki="$work/pki"
+mkdir -p "$pki"
+(
+  cd "$pki"
+  ec() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
+  ec ca.key
+  openssl req -x509 -new -key ca.key -subj "/CN=helm-check CA" -days 2 -out ca.crt \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+  ec server.key
+  openssl req -new -key server.key -subj "/CN=helm-check-server" -out server.csr 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.crt 2>/dev/null
+  ec client.key
+  openssl req -new -key client.key -subj "/CN=helm-check-client" -out client.csr 2>/dev/null
+  printf 'subjectAltName=URI:spiffe://helm-check/ns/identity/sa/client\nextendedKeyUsage=clientAuth\n' >client.ext
+  openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile client.ext -out client.crt 2>/dev/null
+  cat >callers.yaml <<'YAML'
+callers:
+  - name: helm-check
+    identities: ["spiffe://helm-check/ns/identity/sa/client"]
+    allow: ["prove.gateway.v1.UnifyService/*", "prove.gateway.v1.VerifyService/*"]
+    weight: 1
+YAML
+) || fail "openssl could not make the test certificates"
+# One empty gRPC message (flag 0, length 0): the body of a Health/Check for the overall service.
+printf '\0\0\0\0\0' >"$work/health-request"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# health_check URL [curl TLS args...]: grpc.health.v1.Health/Check over HTTP/2; the answer
+# 00 00000002 08 01 is one message holding status SERVING.
+health_check() {
+  local url="$1"; shift
+  curl -s --max-time 3 --http2-prior-knowledge -H 'content-type: application/grpc' -H 'te: trailers' \
+    --data-binary @"$work/health-request" "$@" "$url/grpc.health.v1.Health/Check" 2>/dev/null \
+    | od -An -tx1 | tr -d ' \n' | grep -qx '00000000020801'
+}
 smoke_pid=""
 trap 'if [ -n "$smoke_pid" ]; then kill -KILL "$smoke_pid" 2>/dev/null || true; fi; rm -rf "$work"' EXIT
 for f in "${scenarios[@]}"; do
   name="$(basename "$f" .yaml)"
-  python3 - "$work/$name-$latest.yaml" >"$work/smoke.env" <<'PY'
-import sys, yaml
-skip = ("PROVE_BASE_URL", "PROVE_RATE_LIMIT_REDIS_URL")
-for d in yaml.safe_load_all(open(sys.argv[1])):
-    if not d or d["kind"] != "Deployment":
+  grpc_port="$(free_port)"
+  health_port="$(free_port)"
+  while [ "$health_port" = "$grpc_port" ]; do health_port="$(free_port)"; done
+  python3 - "$work/$name-$latest.yaml" "$pki" "$grpc_port" "$health_port" >"$work/smoke.env" <<'PY'
+import os, sys, yaml
+rendered, pki, grpc_port, health_port = sys.argv[1:]
+skip = ("PROVE_BASE_URL", "PROVE_RATE_LIMIT_REDIS_URL", "PROVE_GATEWAY_REDIS_URL")
+docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
+listen = {"PROVE_GATEWAY_LISTEN": f"127.0.0.1:{grpc_port}", "PROVE_GATEWAY_HEALTH_LISTEN": f"127.0.0.1:{health_port}",
+          "PROVE_GATEWAY_METRICS_LISTEN": "127.0.0.1:0"}
+files = {"PROVE_GATEWAY_TLS_CERT_FILE": "server.crt", "PROVE_GATEWAY_TLS_KEY_FILE": "server.key",
+         "PROVE_GATEWAY_CLIENT_CA_FILE": "ca.crt", "PROVE_GATEWAY_CALLERS_FILE": "callers.yaml"}
+# A chart-created callers Secret is what the gateway would read: use it instead of the sample.
+for d in docs:
+    if d["kind"] == "Secret" and d["metadata"]["name"].endswith("-callers"):
+        for content in (d.get("stringData") or {}).values():
+            open(os.path.join(pki, f"callers-{os.getpid()}.yaml"), "w").write(content)
+            files["PROVE_GATEWAY_CALLERS_FILE"] = f"callers-{os.getpid()}.yaml"
+for d in docs:
+    if d["kind"] != "Deployment":
         continue
     spec = d["spec"]["template"]["spec"]
     print(f"GRACE={spec['terminationGracePeriodSeconds']}")
     c = next(c for c in spec["containers"] if c["name"] == "prove-gateway")
     for e in c.get("env", []):
         n = e["name"]
-        if "value" not in e or n in skip or "CLIENT_" in n:
+        if "value" not in e or n in skip or "CLIENT_ID" in n or "CLIENT_SECRET" in n:
             continue
-        v = "127.0.0.1:0" if n in ("PROVE_GATEWAY_LISTEN", "PROVE_GATEWAY_METRICS_LISTEN") else e["value"]
+        v = listen.get(n) or (os.path.join(pki, files[n]) if n in files else e["value"])
         print(f"{n}={v}")
 PY
   grace="$(sed -n 's/^GRACE=//p' "$work/smoke.env")"
   mapfile -t smoke_env < <(grep -v '^GRACE=' "$work/smoke.env")
+  tls=""; mtls=""
+  grep -q '^PROVE_GATEWAY_TLS_CERT_FILE=' "$work/smoke.env" && tls=1
+  grep -q '^PROVE_GATEWAY_CLIENT_CA_FILE=' "$work/smoke.env" && mtls=1
   env -i PATH="$PATH" "${smoke_env[@]}" "$binary" >"$work/smoke.log" 2>&1 &
   smoke_pid=$!
+  # What the kubelet's probes see: plaintext health on the health port (polled: the binary
+  # may take a moment to bind).
+  served=""
+  for _ in $(seq 1 30); do
+    kill -0 "$smoke_pid" 2>/dev/null || break
+    if health_check "http://127.0.0.1:$health_port"; then served=1; break; fi
+    sleep 0.3
+  done
   sleep 3
   if ! kill -0 "$smoke_pid" 2>/dev/null; then
     wait "$smoke_pid" || true
@@ -284,6 +489,35 @@ PY
     cat "$work/smoke.log" >&2
     fail "the binary exited at once with the env of ci/$name.yaml (a value it cannot parse?)"
   fi
+  if [ -z "$served" ]; then
+    kill -KILL "$smoke_pid"; smoke_pid=""
+    cat "$work/smoke.log" >&2
+    fail "ci/$name.yaml: no plaintext grpc.health.v1 SERVING on PROVE_GATEWAY_HEALTH_LISTEN, where the probes go"
+  fi
+  # The gRPC port: plaintext, TLS with the mounted certificate, or mTLS refusing a client
+  # without a certificate.
+  grpc_url="https://localhost:$grpc_port"
+  how=""
+  if [ -z "$tls" ]; then
+    health_check "http://127.0.0.1:$grpc_port" && how="plaintext"
+  elif [ -z "$mtls" ]; then
+    health_check "$grpc_url" --cacert "$pki/ca.crt" && how="TLS"
+  elif health_check "$grpc_url" --cacert "$pki/ca.crt" --cert "$pki/client.crt" --key "$pki/client.key"; then
+    # Refused at the handshake: curl gets no HTTP answer at all without a client certificate.
+    if curl -s --max-time 3 --http2 --cacert "$pki/ca.crt" -o /dev/null "$grpc_url/" 2>/dev/null; then
+      how="mTLS-but-accepts-anyone"
+    else
+      how="mTLS"
+    fi
+  fi
+  case "$how" in
+    plaintext|TLS|mTLS) ;;
+    *)
+      kill -KILL "$smoke_pid"; smoke_pid=""
+      cat "$work/smoke.log" >&2
+      fail "ci/$name.yaml: the gRPC port does not serve health as configured (tls=${tls:-no} mtls=${mtls:-no}; got ${how:-nothing})"
+      ;;
+  esac
   kill -TERM "$smoke_pid"
   waited=0
   while kill -0 "$smoke_pid" 2>/dev/null && [ "$waited" -lt "$grace" ]; do sleep 1; waited=$((waited + 1)); done
@@ -299,7 +533,7 @@ PY
     cat "$work/smoke.log" >&2
     fail "ci/$name.yaml: after SIGTERM with nothing in flight the binary exited with $rc, not 0"
   fi
-  step "binary accepts ci/$name.yaml's env (${#smoke_env[@]} variables); after SIGTERM it exited with 0 within ${waited}s (grace ${grace}s)"
+  step "binary accepts ci/$name.yaml's env (${#smoke_env[@]} variables): health on the probes' port, $how on the gRPC port; after SIGTERM it exited with 0 within ${waited}s (grace ${grace}s)"
 done
 
 # --- 7. the schema and the chart reject bad values -------------------------------------------
@@ -332,5 +566,30 @@ must_fail "both PDB fields" "set only one of minAvailable and maxUnavailable" \
 must_fail "HPA without requests" "autoscaling needs resources.requests" --set autoscaling.enabled=true
 must_fail "preStop sleep on old Kubernetes" "needs Kubernetes >= 1.30" --set gateway.preStopSleepSeconds=5 --kube-version 1.29.0
 must_fail "below the chart's kubeVersion" "incompatible with Kubernetes" --kube-version 1.26.0
+must_fail "unknownSessions enum" "$schema_msg" --set gateway.unknownSessions=drop
+must_fail "client CA source enum" "$schema_msg" --set tls.clientCA.source=file
+must_fail "a token in clear instead of its hash" "$schema_msg" --set 'callers.inline[0].name=a' \
+  --set 'callers.inline[0].allow[0]=prove.gateway.v1.UnifyService/*' --set 'callers.inline[0].token_sha256[0]=secret-token'
+must_fail "a caller without allow" "$schema_msg" --set 'callers.inline[0].name=a' --set 'callers.inline[0].identities[0]=spiffe://x/a'
+must_fail "a caller nobody can be (no identity, no token)" "$schema_msg" --set 'callers.inline[0].name=a' \
+  --set 'callers.inline[0].allow[0]=prove.gateway.v1.UnifyService/*'
+must_fail "a reserved caller name" "$schema_msg" --set 'callers.inline[0].name=anonymous' \
+  --set 'callers.inline[0].identities[0]=spiffe://x/a' --set 'callers.inline[0].allow[0]=prove.gateway.v1.UnifyService/*'
+must_fail "misspelt cert-manager key" "$schema_msg" --set tls.certManager.renewbefore=1h
+must_fail "TLS without a certificate" "tls.enabled needs a certificate" --set tls.enabled=true
+must_fail "TLS settings while TLS is off" "need tls.enabled: true" --set tls.existingSecret=s
+must_fail "mTLS without TLS" "need tls.enabled: true" --set tls.clientCA.enabled=true
+must_fail "both a Secret and cert-manager" "set only one of tls.existingSecret and tls.certManager.enabled" \
+  --set tls.enabled=true --set tls.existingSecret=s --set tls.certManager.enabled=true --set tls.certManager.issuerRef.name=ca
+must_fail "cert-manager without an issuer" "needs tls.certManager.issuerRef.name" \
+  --set tls.enabled=true --set tls.certManager.enabled=true
+must_fail "client CA from a ConfigMap without its name" "set tls.clientCA.name" \
+  --set tls.enabled=true --set tls.existingSecret=s --set tls.clientCA.enabled=true --set tls.clientCA.source=configMap
+must_fail "two callers sources" "set only one of callers.existingSecret and callers.inline" \
+  --set callers.existingSecret=c --set 'callers.inline[0].name=a' --set 'callers.inline[0].identities[0]=spiffe://x/a' \
+  --set 'callers.inline[0].allow[0]=prove.gateway.v1.UnifyService/*'
+must_fail "deprecated and new Redis values" "deprecated and redis.url/urlSecret is set too" \
+  --set redis.url=redis://r:6379 --set prove.rateLimit.redisUrl=redis://r:6379
+must_fail "health on the gRPC port" "gateway.healthPort must differ" --set gateway.healthPort=50051
 
 step "all checks passed"

@@ -5,16 +5,19 @@ package example
 import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	gatewayv1 "github.com/prove-gateway/prove-gateway/gen/go/prove/gateway/v1"
 )
 
-// Dial connects to the gateway at addr ("host:port") without TLS, as on loopback. In production
-// pass TLS credentials instead of insecure.NewCredentials().
-func Dial(addr string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+// Dial connects to the gateway at addr ("host:port"): plaintext when files has no CA file,
+// TLS when it has one, and mTLS when it also names a client certificate and key.
+func Dial(addr string, files TLSFiles) (*grpc.ClientConn, error) {
+	creds, err := files.Credentials()
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 }
 
 // ErrorDetails holds the details of a failed RPC: exactly one ErrorInfo, and the others when the

@@ -3,36 +3,41 @@ package example
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	gatewayv1 "github.com/prove-gateway/prove-gateway/gen/go/prove/gateway/v1"
 )
 
 // These tests run against a live gateway on the embedded simulator; scripts/clients-test.sh
-// starts one and sets GATEWAY_ADDR (host:port) and SIMULATOR_URL (http://host:port).
+// starts one with mTLS and sets GATEWAY_ADDR (host:port), SIMULATOR_URL (http://host:port)
+// and the PROVE_GATEWAY_CA_FILE / _CLIENT_CERT_FILE / _CLIENT_KEY_FILE the client connects with.
 var (
 	conn         *grpc.ClientConn
+	gatewayAddr  string
 	simulatorURL string
 )
 
 func TestMain(m *testing.M) {
-	addr := os.Getenv("GATEWAY_ADDR")
+	gatewayAddr = os.Getenv("GATEWAY_ADDR")
 	simulatorURL = os.Getenv("SIMULATOR_URL")
-	if addr == "" || simulatorURL == "" {
+	if gatewayAddr == "" || simulatorURL == "" {
 		fmt.Fprintln(os.Stderr, "set GATEWAY_ADDR and SIMULATOR_URL (scripts/clients-test.sh does)")
 		os.Exit(1)
 	}
 	var err error
-	if conn, err = Dial(addr); err != nil {
+	if conn, err = Dial(gatewayAddr, TLSFilesFromEnv()); err != nil {
 		fmt.Fprintln(os.Stderr, "dial:", err)
 		os.Exit(1)
 	}
@@ -175,5 +180,48 @@ func TestProveOutageCarriesRetryInfo(t *testing.T) {
 	}
 	if d.ProveError.GetRawCode() != 8000 {
 		t.Errorf("ProveError = %v, want raw_code 8000", d.ProveError)
+	}
+}
+
+func TestConnectionWithoutClientCertificateIsRefused(t *testing.T) {
+	files := TLSFilesFromEnv()
+	if files.CertFile == "" {
+		t.Skip("not an mTLS run: set PROVE_GATEWAY_CA_FILE, _CLIENT_CERT_FILE and _CLIENT_KEY_FILE")
+	}
+	// The same CA, so the client trusts the gateway; but no certificate of its own.
+	anonymous, err := Dial(gatewayAddr, TLSFiles{CAFile: files.CAFile})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer anonymous.Close()
+
+	_, err = gatewayv1.NewVerifyServiceClient(anonymous).Verify(callCtx(t), &gatewayv1.VerifyRequest{
+		PossessionType: gatewayv1.PossessionType_POSSESSION_TYPE_CUSTOMER_SUPPLIED,
+		PhoneNumber:    "2001004011",
+		FirstName:      "Tod",
+		LastName:       "Weedall",
+	})
+	// No gRPC status could be sent: the connection fails, so the call is UNAVAILABLE (a caller
+	// refused after the handshake would get UNAUTHENTICATED instead).
+	if st := status.Convert(err); st.Code() != codes.Unavailable {
+		t.Fatalf("Verify without a client certificate = %v, want UNAVAILABLE", err)
+	}
+
+	// Why, one level down: the gateway ends the handshake with TLS's certificate_required
+	// alert. With TLS 1.3 the client learns it on its first read; a gateway that let the
+	// connection through would send its HTTP/2 SETTINGS there instead.
+	cfg, err := TLSFiles{CAFile: files.CAFile}.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.NextProtos = []string{"h2"}
+	raw, err := tls.Dial("tcp", gatewayAddr, cfg)
+	if err == nil {
+		defer raw.Close()
+		_ = raw.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = raw.Read(make([]byte, 1))
+	}
+	if err == nil || !strings.Contains(err.Error(), "certificate required") {
+		t.Fatalf("TLS without a client certificate: %v, want the certificate_required alert", err)
 	}
 }

@@ -1,9 +1,12 @@
 """The Python client against a live gateway on the embedded simulator.
 
-scripts/clients-test.sh starts one and sets GATEWAY_ADDR (host:port) and SIMULATOR_URL."""
+scripts/clients-test.sh starts one with mTLS and sets GATEWAY_ADDR (host:port), SIMULATOR_URL
+and the PROVE_GATEWAY_CA_FILE / _CLIENT_CERT_FILE / _CLIENT_KEY_FILE the client connects with."""
 
 import json
 import os
+import socket
+import ssl
 import urllib.request
 import uuid
 
@@ -12,7 +15,7 @@ import pytest
 
 from prove.gateway.v1 import errors_pb2, types_pb2, unify_service_pb2, unify_service_pb2_grpc
 from prove.gateway.v1 import verify_service_pb2, verify_service_pb2_grpc
-from prove_client import channel, error_details
+from prove_client import channel, channel_from_env, error_details
 
 TIMEOUT = 10  # seconds, the deadline of every call
 
@@ -26,7 +29,7 @@ def _env(name: str) -> str:
 
 @pytest.fixture(scope="session")
 def gateway():
-    with channel(_env("GATEWAY_ADDR")) as ch:
+    with channel_from_env(_env("GATEWAY_ADDR")) as ch:
         yield ch
 
 
@@ -142,3 +145,35 @@ def test_prove_outage_carries_retry_info(gateway, simulator):
     assert details.error_info.domain == "proveapis.com"
     assert details.retry_info.retry_delay.ToTimedelta().total_seconds() > 0
     assert details.prove_error.raw_code == 8000
+
+
+def test_connection_without_client_certificate_is_refused():
+    if not os.environ.get("PROVE_GATEWAY_CLIENT_CERT_FILE"):
+        pytest.skip("not an mTLS run: set PROVE_GATEWAY_CA_FILE, _CLIENT_CERT_FILE and _CLIENT_KEY_FILE")
+    # The same CA, so the client trusts the gateway; but no certificate of its own.
+    with channel(_env("GATEWAY_ADDR"), ca_file=_env("PROVE_GATEWAY_CA_FILE")) as anonymous:
+        verify = verify_service_pb2_grpc.VerifyServiceStub(anonymous)
+        with pytest.raises(grpc.RpcError) as raised:
+            verify.Verify(
+                verify_service_pb2.VerifyRequest(
+                    possession_type=types_pb2.POSSESSION_TYPE_CUSTOMER_SUPPLIED,
+                    phone_number="2001004011",
+                    first_name="Tod",
+                    last_name="Weedall",
+                ),
+                timeout=TIMEOUT,
+            )
+    # No gRPC status could be sent: the connection fails, so the call is UNAVAILABLE (a caller
+    # refused after the handshake would get UNAUTHENTICATED instead).
+    assert raised.value.code() == grpc.StatusCode.UNAVAILABLE, raised.value
+
+    # Why, one level down: the gateway ends the handshake with TLS's certificate_required
+    # alert. With TLS 1.3 the client learns it on its first read; a gateway that let the
+    # connection through would send its HTTP/2 SETTINGS there instead.
+    host, port = _env("GATEWAY_ADDR").rsplit(":", 1)
+    context = ssl.create_default_context(cafile=_env("PROVE_GATEWAY_CA_FILE"))
+    context.set_alpn_protocols(["h2"])
+    with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+        with pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED"):
+            with context.wrap_socket(sock, server_hostname=host) as tls:
+                tls.recv(1)

@@ -104,6 +104,52 @@ Rendered as JSON; read it back with `include … | fromJson`.
 {{- end }}
 
 {{/*
+Name of the kubernetes.io/tls Secret the gateway serves from: tls.existingSecret, or
+`<fullname>-tls`, which the chart's cert-manager Certificate writes. Empty when TLS is off.
+*/}}
+{{- define "prove-gateway.tlsSecretName" -}}
+{{- if .Values.tls.enabled }}
+{{- if .Values.tls.existingSecret }}
+{{- .Values.tls.existingSecret }}
+{{- else if .Values.tls.certManager.enabled }}
+{{- printf "%s-tls" (include "prove-gateway.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Path of the client CA bundle (PROVE_GATEWAY_CLIENT_CA_FILE), or nothing without mTLS. With
+source `tlsSecret` the bundle is a key of the TLS Secret's volume; otherwise it has its own.
+*/}}
+{{- define "prove-gateway.clientCAFile" -}}
+{{- $t := .Values.tls }}
+{{- if and $t.enabled $t.clientCA.enabled }}
+{{- $dir := ternary $t.mountPath $t.clientCA.mountPath (eq $t.clientCA.source "tlsSecret") }}
+{{- printf "%s/%s" (trimSuffix "/" $dir) $t.clientCA.key }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the Secret holding the callers file: callers.existingSecret, or `<fullname>-callers`
+when callers.inline is given (the chart creates it). Empty: no callers file.
+*/}}
+{{- define "prove-gateway.callersSecretName" -}}
+{{- if .Values.callers.existingSecret }}
+{{- .Values.callers.existingSecret }}
+{{- else if .Values.callers.inline }}
+{{- printf "%s-callers" (include "prove-gateway.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Whether the gateway authenticates its callers (mTLS or a callers file). Renders "true" or
+nothing. Without either it runs open, and NOTES.txt says so.
+*/}}
+{{- define "prove-gateway.authenticated" -}}
+{{- if or (include "prove-gateway.clientCAFile" .) (include "prove-gateway.callersSecretName" .) }}true{{- end }}
+{{- end }}
+
+{{/*
 Container image reference: repository, then `@digest` when set, else `:tag` (default appVersion).
 */}}
 {{- define "prove-gateway.image" -}}
@@ -162,6 +208,33 @@ names the values to change.
 {{- end }}
 {{- if and (gt (int .Values.gateway.preStopSleepSeconds) 0) (not (semverCompare ">=1.30.0-0" .Capabilities.KubeVersion.Version)) }}
 {{- fail "gateway.preStopSleepSeconds needs Kubernetes >= 1.30 (the sleep lifecycle action)" }}
+{{- end }}
+{{- $g := .Values.gateway }}
+{{- if or (eq (int $g.healthPort) (int $g.grpcPort)) (eq (int $g.healthPort) (int $g.metricsPort)) }}
+{{- fail "gateway.healthPort must differ from gateway.grpcPort and gateway.metricsPort (health is served in plaintext on a port of its own)" }}
+{{- end }}
+{{- $t := .Values.tls }}
+{{- if and $t.enabled (not $t.existingSecret) (not $t.certManager.enabled) }}
+{{- fail "tls.enabled needs a certificate: set tls.existingSecret (a kubernetes.io/tls Secret) or tls.certManager.enabled" }}
+{{- end }}
+{{- if and $t.existingSecret $t.certManager.enabled }}
+{{- fail "set only one of tls.existingSecret and tls.certManager.enabled (the Certificate writes its own Secret, <fullname>-tls)" }}
+{{- end }}
+{{- if and (not $t.enabled) (or $t.existingSecret $t.certManager.enabled $t.clientCA.enabled) }}
+{{- fail "tls.existingSecret, tls.certManager and tls.clientCA need tls.enabled: true (mTLS is TLS with client certificates)" }}
+{{- end }}
+{{- if and $t.certManager.enabled (not $t.certManager.issuerRef.name) }}
+{{- fail "tls.certManager.enabled needs tls.certManager.issuerRef.name" }}
+{{- end }}
+{{- if and $t.clientCA.enabled (ne $t.clientCA.source "tlsSecret") (not $t.clientCA.name) }}
+{{- fail (printf "tls.clientCA.source is %s: set tls.clientCA.name" $t.clientCA.source) }}
+{{- end }}
+{{- if and .Values.callers.existingSecret .Values.callers.inline }}
+{{- fail "set only one of callers.existingSecret and callers.inline" }}
+{{- end }}
+{{- $rl := .Values.prove.rateLimit }}
+{{- if and (or .Values.redis.url .Values.redis.urlSecret.name) (or $rl.redisUrl $rl.redisUrlSecret.name) }}
+{{- fail "prove.rateLimit.redisUrl/redisUrlSecret are deprecated and redis.url/urlSecret is set too: keep only redis.url (or redis.urlSecret)" }}
 {{- end }}
 {{- if and .Values.otel.samplerArg (not (hasSuffix "traceidratio" .Values.otel.sampler)) }}
 {{- fail "otel.samplerArg is only read by the traceidratio samplers: set otel.sampler to traceidratio or parentbased_traceidratio" }}

@@ -4,10 +4,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.google.rpc.BadRequest;
 import io.grpc.ManagedChannel;
-import io.grpc.ManagedChannelBuilder;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.provegateway.v1.CheckResult;
@@ -24,11 +24,22 @@ import io.provegateway.v1.VerifyOutcome;
 import io.provegateway.v1.VerifyRequest;
 import io.provegateway.v1.VerifyResponse;
 import io.provegateway.v1.VerifyServiceGrpc;
+import java.io.InputStream;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.KeyStore;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateFactory;
 import java.util.UUID;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLException;
+import javax.net.ssl.SSLParameters;
+import javax.net.ssl.SSLSocket;
+import javax.net.ssl.TrustManagerFactory;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -36,19 +47,20 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The Java client against a live gateway on the embedded simulator. scripts/clients-test.sh
- * starts one and sets GATEWAY_ADDR (host:port) and SIMULATOR_URL (http://host:port).
+ * starts one with mTLS and sets GATEWAY_ADDR (host:port), SIMULATOR_URL (http://host:port) and
+ * the PROVE_GATEWAY_CA_FILE / _CLIENT_CERT_FILE / _CLIENT_KEY_FILE the client connects with.
  */
 class GatewayClientTest {
   private static ManagedChannel channel;
+  private static String gatewayAddr;
   private static String simulatorUrl;
   private static final HttpClient http = HttpClient.newHttpClient();
 
   @BeforeAll
-  static void connect() {
-    String addr = requiredEnv("GATEWAY_ADDR");
+  static void connect() throws Exception {
+    gatewayAddr = requiredEnv("GATEWAY_ADDR");
     simulatorUrl = requiredEnv("SIMULATOR_URL");
-    // Plaintext on loopback; in production drop usePlaintext() to get TLS.
-    channel = ManagedChannelBuilder.forTarget(addr).usePlaintext().build();
+    channel = Channels.fromEnv(gatewayAddr);
   }
 
   @AfterAll
@@ -193,5 +205,76 @@ class GatewayClientTest {
     com.google.protobuf.Duration delay = details.retryInfo().orElseThrow().getRetryDelay();
     assertTrue(delay.getSeconds() > 0 || delay.getNanos() > 0, "retry_delay is positive");
     assertEquals(8000, details.proveError().orElseThrow().getRawCode());
+  }
+
+  @Test
+  void connectionWithoutClientCertificateIsRefused() throws Exception {
+    String caFile = System.getenv("PROVE_GATEWAY_CA_FILE");
+    assumeTrue(
+        System.getenv("PROVE_GATEWAY_CLIENT_CERT_FILE") != null,
+        "not an mTLS run: set PROVE_GATEWAY_CA_FILE, _CLIENT_CERT_FILE and _CLIENT_KEY_FILE");
+    // The same CA, so the client trusts the gateway; but no certificate of its own.
+    ManagedChannel anonymous = Channels.forTarget(gatewayAddr, caFile, null, null);
+    try {
+      StatusRuntimeException error =
+          assertThrows(
+              StatusRuntimeException.class,
+              () ->
+                  VerifyServiceGrpc.newBlockingStub(anonymous)
+                      .withDeadlineAfter(10, TimeUnit.SECONDS)
+                      .verify(
+                          VerifyRequest.newBuilder()
+                              .setPossessionType(PossessionType.POSSESSION_TYPE_CUSTOMER_SUPPLIED)
+                              .setPhoneNumber("2001004011")
+                              .setFirstName("Tod")
+                              .setLastName("Weedall")
+                              .build()));
+      // No gRPC status could be sent: the connection fails, so the call is UNAVAILABLE (a
+      // caller refused after the handshake would get UNAUTHENTICATED instead).
+      assertEquals(Status.Code.UNAVAILABLE, error.getStatus().getCode(), error.toString());
+    } finally {
+      anonymous.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+    }
+
+    // Why, one level down: the gateway ends the handshake with TLS's certificate_required
+    // alert. With TLS 1.3 the client learns it on its first read; a gateway that let the
+    // connection through would send its HTTP/2 SETTINGS there instead.
+    int colon = gatewayAddr.lastIndexOf(':');
+    String host = gatewayAddr.substring(0, colon);
+    int port = Integer.parseInt(gatewayAddr.substring(colon + 1));
+    try (SSLSocket socket =
+        (SSLSocket) trusting(caFile).getSocketFactory().createSocket(host, port)) {
+      socket.setSoTimeout(10_000);
+      SSLParameters parameters = socket.getSSLParameters();
+      parameters.setApplicationProtocols(new String[] {"h2"});
+      parameters.setEndpointIdentificationAlgorithm("HTTPS");
+      socket.setSSLParameters(parameters);
+      SSLException refused =
+          assertThrows(
+              SSLException.class,
+              () -> {
+                socket.startHandshake();
+                socket.getInputStream().read();
+              });
+      assertTrue(refused.getMessage().contains("certificate_required"), refused.toString());
+    }
+  }
+
+  /** A TLS context that trusts only the CA certificates in {@code caFile} (PEM). */
+  private static SSLContext trusting(String caFile) throws Exception {
+    KeyStore roots = KeyStore.getInstance(KeyStore.getDefaultType());
+    roots.load(null, null);
+    try (InputStream pem = Files.newInputStream(Path.of(caFile))) {
+      int i = 0;
+      for (Certificate ca : CertificateFactory.getInstance("X.509").generateCertificates(pem)) {
+        roots.setCertificateEntry("ca-" + i++, ca);
+      }
+    }
+    TrustManagerFactory trust =
+        TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+    trust.init(roots);
+    SSLContext context = SSLContext.getInstance("TLS");
+    context.init(null, trust.getTrustManagers(), null);
+    return context;
   }
 }
