@@ -19,7 +19,7 @@ pub use upstream::environment_url;
 pub use crate::callers::CallersSettings;
 pub use crate::prove::{Credentials, Upstream};
 pub use crate::resilience::OutboundSettings;
-pub use crate::server::{ConnectionSettings, Settings};
+pub use crate::server::{ConnectionSettings, Settings, TlsSettings};
 pub use crate::telemetry::{LogFormat, OtelSettings, Sampler};
 
 /// A startup setting that cannot be used. The message names the setting, never a secret value.
@@ -57,6 +57,7 @@ impl Settings {
     pub fn from_args(args: GatewayArgs) -> Result<Self, ConfigError> {
         let upstream = upstream::resolve_upstream(&args)?;
         let connections = connection_settings(&args)?;
+        let tls = tls_settings(&args)?;
         if args.rate_limit_rps == 0 {
             return Err(invalid("PROVE_RATE_LIMIT_RPS", "must be at least 1"));
         }
@@ -107,6 +108,9 @@ impl Settings {
             drain_timeout: *args.drain_timeout,
             shutdown_delay: *args.shutdown_delay,
             connections,
+            tls,
+            health_listen: args.health_listen,
+            reflection: args.reflection,
             log_format: args.log_format,
             log: args.log,
             upstream,
@@ -135,6 +139,49 @@ impl Settings {
             },
         })
     }
+}
+
+/// TLS on the gRPC port: the certificate and its key come together, and client certificates
+/// (mTLS) need both. The files themselves are read by the server at start (and again on
+/// rotation), which names the variable of a file it cannot use.
+fn tls_settings(args: &GatewayArgs) -> Result<Option<TlsSettings>, ConfigError> {
+    let (cert_file, key_file) = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+        (None, None) => {
+            if args.client_ca_file.is_some() {
+                return Err(invalid(
+                    "PROVE_GATEWAY_CLIENT_CA_FILE",
+                    "client certificates need TLS: set PROVE_GATEWAY_TLS_CERT_FILE and \
+                     PROVE_GATEWAY_TLS_KEY_FILE too",
+                ));
+            }
+            return Ok(None);
+        }
+        (Some(_), None) => {
+            return Err(invalid(
+                "PROVE_GATEWAY_TLS_KEY_FILE",
+                "must be set with PROVE_GATEWAY_TLS_CERT_FILE",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "PROVE_GATEWAY_TLS_CERT_FILE",
+                "must be set with PROVE_GATEWAY_TLS_KEY_FILE",
+            ));
+        }
+    };
+    if args.tls_reload_interval.is_zero() {
+        return Err(invalid(
+            "PROVE_GATEWAY_TLS_RELOAD_INTERVAL",
+            "must be longer than 0s",
+        ));
+    }
+    Ok(Some(TlsSettings {
+        cert_file,
+        key_file,
+        client_ca_file: args.client_ca_file.clone(),
+        reload_interval: *args.tls_reload_interval,
+    }))
 }
 
 /// The listener's limits; zero would refuse every connection or close each at once.
@@ -446,6 +493,10 @@ mod tests {
             "/etc/prove-gateway/callers.yaml",
             "--client-ca-file",
             "/etc/prove-gateway/ca.pem",
+            "--tls-cert-file",
+            "/etc/prove-gateway/tls.crt",
+            "--tls-key-file",
+            "/etc/prove-gateway/tls.key",
         ])
         .unwrap()
         .callers;
@@ -533,6 +584,83 @@ mod tests {
             .connections;
         assert_eq!(custom.idle_timeout, Duration::from_secs(90));
         assert_eq!(custom.max_connections, 10);
+    }
+
+    #[test]
+    fn tls_is_off_by_default_and_reflection_on() {
+        let settings = parse(&[]).unwrap();
+        assert!(settings.tls.is_none());
+        assert!(settings.health_listen.is_none());
+        assert!(settings.reflection);
+        for off in ["false", "0", "no"] {
+            assert!(!parse(&["--reflection", off]).unwrap().reflection, "{off}");
+        }
+    }
+
+    #[test]
+    fn tls_takes_a_certificate_and_its_key_and_optionally_a_client_ca() {
+        let settings = parse(&[
+            "--tls-cert-file",
+            "/tls/tls.crt",
+            "--tls-key-file",
+            "/tls/tls.key",
+            "--health-listen",
+            "0.0.0.0:8081",
+        ])
+        .unwrap();
+        let tls = settings.tls.unwrap();
+        assert_eq!(tls.cert_file.to_str(), Some("/tls/tls.crt"));
+        assert_eq!(tls.key_file.to_str(), Some("/tls/tls.key"));
+        assert_eq!(tls.client_ca_file, None);
+        assert_eq!(tls.reload_interval, Duration::from_secs(10));
+        assert_eq!(settings.health_listen.unwrap().port(), 8081);
+        let mutual = parse(&[
+            "--tls-cert-file",
+            "/tls/tls.crt",
+            "--tls-key-file",
+            "/tls/tls.key",
+            "--client-ca-file",
+            "/tls/ca.crt",
+            "--tls-reload-interval",
+            "2s",
+        ])
+        .unwrap()
+        .tls
+        .unwrap();
+        assert_eq!(mutual.client_ca_file.unwrap().to_str(), Some("/tls/ca.crt"));
+        assert_eq!(mutual.reload_interval, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn half_a_tls_configuration_names_what_is_missing() {
+        for (args, name) in [
+            (
+                &["--tls-cert-file", "/c"][..],
+                "PROVE_GATEWAY_TLS_KEY_FILE:",
+            ),
+            (
+                &["--tls-key-file", "/k"][..],
+                "PROVE_GATEWAY_TLS_CERT_FILE:",
+            ),
+            (
+                &["--client-ca-file", "/ca"][..],
+                "PROVE_GATEWAY_CLIENT_CA_FILE:",
+            ),
+            (
+                &[
+                    "--tls-cert-file",
+                    "/c",
+                    "--tls-key-file",
+                    "/k",
+                    "--tls-reload-interval",
+                    "0s",
+                ][..],
+                "PROVE_GATEWAY_TLS_RELOAD_INTERVAL:",
+            ),
+        ] {
+            let text = message(parse(args).unwrap_err());
+            assert!(text.starts_with(name), "{args:?}: {text}");
+        }
     }
 
     #[test]

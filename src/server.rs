@@ -12,19 +12,22 @@
 //! refuses new calls; calls in flight get up to the drain timeout to finish, except a call whose
 //! request message is still incomplete a moment later, which is answered at once; then [`run`]
 //! returns and the process exits 0.
+//!
+//! With TLS configured the gRPC port speaks only TLS ([`tls`]), and `grpc.health.v1` can also be
+//! served in plaintext on a port of its own ([`health`]) for kubelet's probes.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
-use tokio::time::Duration;
+use tokio::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::callers::Callers;
+use crate::callers::{Callers, PeerIdentity};
 use crate::grpc::access::AccessLayer;
 use crate::grpc::pb::unify_service_server::UnifyServiceServer;
 use crate::grpc::pb::verify_service_server::VerifyServiceServer;
@@ -35,11 +38,13 @@ use crate::simulator;
 
 mod connection;
 mod edge;
+mod health;
 mod listener;
 pub mod settings;
+mod tls;
 
 pub use listener::raise_open_file_limit;
-pub use settings::{ConnectionSettings, Settings};
+pub use settings::{ConnectionSettings, Settings, TlsSettings};
 
 /// Once draining began, how long a call whose request message is still arriving may take to
 /// complete it before it is cut (a stalled client must not hold shutdown for the drain timeout).
@@ -110,12 +115,40 @@ async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
         .await;
 }
 
-/// Serves on `listener` until `shutdown` completes, then drains (see the module docs).
+/// Serves on `listener` (and on `PROVE_GATEWAY_HEALTH_LISTEN`, when set) until `shutdown`
+/// completes, then drains (see the module docs).
 pub async fn run(
     settings: Settings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let health_listener = match settings.health_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("PROVE_GATEWAY_HEALTH_LISTEN {addr}: {e}"))?,
+        ),
+        None => None,
+    };
+    run_with_health_listener(settings, listener, health_listener, shutdown).await
+}
+
+/// [`run`], with the plaintext health listener bound by the caller (tests bind port 0 and keep
+/// the socket, as for the gRPC listener).
+pub async fn run_with_health_listener(
+    settings: Settings,
+    listener: TcpListener,
+    health_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    // Ends the certificate reloads and the health port however `run` returns.
+    let stopped = CancellationToken::new();
+    let _stop_on_return = stopped.clone().drop_guard();
+    // Unusable certificate files stop the start here, before anything listens.
+    let tls = match &settings.tls {
+        Some(tls) => Some(tls::Tls::start(tls, stopped.clone()).await?),
+        None => None,
+    };
     let callers = Callers::start(&settings.callers)
         .map_err(|e| anyhow::anyhow!("PROVE_GATEWAY_CALLERS_FILE {e}"))?;
     let (prove, embedded) = connect_upstream(&settings).await?;
@@ -125,25 +158,34 @@ pub async fn run(
     );
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::Serving).await;
-
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(grpc::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        // The error details (google.rpc.ErrorInfo, RetryInfo, BadRequest) too, so grpcurl can
-        // decode them.
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(grpc::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()?;
+    if let Some(health_listener) = health_listener {
+        tokio::spawn(health::serve(
+            health_listener,
+            health.clone(),
+            stopped.clone(),
+        ));
+    }
 
     let mut routes = Routes::builder();
+    routes.add_service(health);
+    if settings.reflection {
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(grpc::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // The error details (google.rpc.ErrorInfo, RetryInfo, BadRequest) too, so grpcurl
+            // can decode them.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(grpc::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        routes
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha);
+    }
     routes
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
         .add_service(UnifyServiceServer::new(UnifyApi::new(prove.clone())))
         .add_service(VerifyServiceServer::new(VerifyApi::new(prove)));
     let routes = routes.routes().prepare();
@@ -151,7 +193,7 @@ pub async fn run(
     let draining = CancellationToken::new();
     let cut = CancellationToken::new();
     let access = AccessLayer::new(callers);
-    let serving = serve(listener, routes, access, &settings, &draining, &cut);
+    let serving = serve(listener, tls, routes, access, &settings, &draining, &cut);
     tokio::pin!(serving);
 
     let shutdown_delay = settings.shutdown_delay;
@@ -191,6 +233,7 @@ pub async fn run(
 /// connection to close.
 async fn serve(
     listener: TcpListener,
+    tls: Option<tls::Tls>,
     routes: Routes,
     access: AccessLayer,
     settings: &Settings,
@@ -198,20 +241,21 @@ async fn serve(
     cut: &CancellationToken,
 ) {
     let limits = &settings.connections;
-    let http2 = connection::http2_builder(limits);
     // One slot per open connection; the connection's task holds it until the connection closes.
     let slots = Arc::new(Semaphore::new(limits.max_connections as usize));
-    let trace = crate::telemetry::GrpcTraceLayer::default();
+    let each = PerConnection {
+        routes,
+        access,
+        trace: crate::telemetry::GrpcTraceLayer::default(),
+        http2: connection::http2_builder(limits),
+        limits: limits.clone(),
+        draining: draining.clone(),
+        cut: cut.clone(),
+    };
     listener::accept_until(&listener, &slots, draining, |stream, slot| {
-        let state = edge::ConnectionState::new(cut.clone());
-        let service = tower::ServiceBuilder::new()
-            .layer(trace.clone())
-            .layer(edge::EdgeLayer::new(state.clone()))
-            .layer(access.clone())
-            .service(routes.clone());
-        let (http2, limits, draining) = (http2.clone(), limits.clone(), draining.clone());
+        let (each, tls) = (each.clone(), tls.clone());
         tokio::spawn(async move {
-            connection::serve(stream, service, state, &http2, &limits, &draining).await;
+            each.accept(stream, tls).await;
             drop(slot);
         });
     })
@@ -220,6 +264,72 @@ async fn serve(
     drop(listener);
     // Every slot back: every connection closed.
     let _ = slots.acquire_many(limits.max_connections).await;
+}
+
+/// What every connection's task needs.
+#[derive(Clone)]
+struct PerConnection {
+    routes: Routes,
+    access: AccessLayer,
+    trace: crate::telemetry::GrpcTraceLayer,
+    http2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
+    limits: ConnectionSettings,
+    draining: CancellationToken,
+    cut: CancellationToken,
+}
+
+impl PerConnection {
+    /// Serves one accepted connection, after its TLS handshake when `tls` is set. The handshake
+    /// and the HTTP/2 preface share the handshake timeout.
+    async fn accept(&self, stream: tokio::net::TcpStream, tls: Option<tls::Tls>) {
+        connection::tune(&stream, &self.limits);
+        let handshake_by = Instant::now() + self.limits.handshake_timeout;
+        let Some(tls) = tls else {
+            return self.serve(stream, None, handshake_by).await;
+        };
+        let handshake = tokio::select! {
+            () = self.draining.cancelled() => return,
+            done = tokio::time::timeout_at(handshake_by, tls.handshake(stream)) => done,
+        };
+        match handshake {
+            Ok(Ok((stream, peer))) => self.serve(stream, peer, handshake_by).await,
+            // A client without a valid certificate, a port scanner, a plaintext client.
+            Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed: closing"),
+            Err(_) => {
+                tracing::debug!("no TLS handshake within PROVE_GATEWAY_HANDSHAKE_TIMEOUT: closing");
+            }
+        }
+    }
+
+    /// Serves HTTP/2 on `stream`; `peer`, the identity the client certificate proved, goes into
+    /// the extensions of each of its requests (found once, at the handshake).
+    async fn serve<IO>(&self, stream: IO, peer: Option<PeerIdentity>, handshake_by: Instant)
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let state = edge::ConnectionState::new(self.cut.clone());
+        let service = tower::ServiceBuilder::new()
+            .map_request(move |mut request: http::Request<hyper::body::Incoming>| {
+                if let Some(peer) = &peer {
+                    request.extensions_mut().insert(peer.clone());
+                }
+                request
+            })
+            .layer(self.trace.clone())
+            .layer(edge::EdgeLayer::new(state.clone()))
+            .layer(self.access.clone())
+            .service(self.routes.clone());
+        connection::serve(
+            stream,
+            service,
+            state,
+            &self.http2,
+            &self.limits,
+            handshake_by,
+            &self.draining,
+        )
+        .await;
+    }
 }
 
 /// Completes on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).

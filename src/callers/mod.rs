@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+pub mod identity;
+
 /// The identity a verified client certificate proves (its SPIFFE URI SAN, else its DNS SAN, else
 /// its CN). The server's TLS acceptor finds it once per connection and puts it in the
 /// extensions of every request that arrives on that connection.

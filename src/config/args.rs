@@ -103,6 +103,36 @@ pub struct GatewayArgs {
     /// A connection with no call open for this long is closed (gracefully, with GOAWAY).
     #[arg(long, env = "PROVE_GATEWAY_IDLE_TIMEOUT", default_value_t = server::IDLE_TIMEOUT.into(), value_parser = duration)]
     pub idle_timeout: HumanDuration,
+    /// PEM certificate chain of the gRPC port (server certificate first). With
+    /// PROVE_GATEWAY_TLS_KEY_FILE, the port speaks TLS only. Read again when it changes.
+    #[arg(long, env = "PROVE_GATEWAY_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of PROVE_GATEWAY_TLS_CERT_FILE.
+    #[arg(long, env = "PROVE_GATEWAY_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM CA certificates that client certificates must chain to: set, every client must
+    /// present a valid certificate from it (mTLS), and callers are identified by their
+    /// certificates, not by bearer tokens. Needs the TLS certificate and key.
+    #[arg(long, env = "PROVE_GATEWAY_CLIENT_CA_FILE")]
+    pub client_ca_file: Option<PathBuf>,
+    /// How often the TLS files are read again; a rotated certificate is served from the next
+    /// handshake on, a broken one is ignored with a warning.
+    #[arg(long, env = "PROVE_GATEWAY_TLS_RELOAD_INTERVAL", default_value_t = server::TLS_RELOAD_INTERVAL.into(), value_parser = duration)]
+    pub tls_reload_interval: HumanDuration,
+    /// Address of a plaintext listener serving only grpc.health.v1 (kubelet's gRPC probes
+    /// cannot do TLS). Unset: health is served on the gRPC port only.
+    #[arg(long, env = "PROVE_GATEWAY_HEALTH_LISTEN")]
+    pub health_listen: Option<SocketAddr>,
+    /// Serve the gRPC reflection services (v1 and v1alpha) that grpcurl uses; false turns
+    /// them off.
+    #[arg(
+        long,
+        env = "PROVE_GATEWAY_REFLECTION",
+        default_value_t = server::REFLECTION,
+        action = clap::ArgAction::Set,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    pub reflection: bool,
     /// Log line format.
     #[arg(
         long,
@@ -200,10 +230,6 @@ pub struct GatewayArgs {
     /// without mTLS: the gateway runs open.
     #[arg(long, env = "PROVE_GATEWAY_CALLERS_FILE")]
     pub callers_file: Option<PathBuf>,
-    /// CA bundle that client certificates must chain to (mTLS). Set: callers are identified by
-    /// their certificates, not by bearer tokens.
-    #[arg(long, env = "PROVE_GATEWAY_CLIENT_CA_FILE")]
-    pub client_ca_file: Option<PathBuf>,
 
     /// OTLP/gRPC endpoint for traces (for example http://otel-collector:4317). Unset: no export.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]

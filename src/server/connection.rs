@@ -1,6 +1,7 @@
 //! One client connection: HTTP/2 with a cap on concurrent streams and keepalive pings, closed
 //! when it does not complete the handshake in time, when it has been idle too long, or when the
-//! server drains.
+//! server drains. The stream is a TCP connection or the TLS session on one: everything here
+//! sees the HTTP/2 bytes.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::edge::ConnectionState;
@@ -31,16 +33,19 @@ pub(super) fn http2_builder(limits: &ConnectionSettings) -> http2::Builder<Tokio
     builder
 }
 
-/// Serves `stream` until it closes. `draining` asks it to finish (GOAWAY: calls in flight go on,
-/// new ones are refused).
-pub(super) async fn serve<S, B>(
-    stream: TcpStream,
+/// Serves `stream` until it closes. It must have sent the HTTP/2 preface by `handshake_by`
+/// (the TLS handshake, if any, counts against the same time). `draining` asks it to finish
+/// (GOAWAY: calls in flight go on, new ones are refused).
+pub(super) async fn serve<IO, S, B>(
+    stream: IO,
     service: S,
     state: ConnectionState,
     http2: &http2::Builder<TokioExecutor>,
     limits: &ConnectionSettings,
+    handshake_by: Instant,
     draining: &CancellationToken,
 ) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
         + Clone
         + Send
@@ -51,7 +56,6 @@ pub(super) async fn serve<S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    tune(&stream, limits);
     let received = Arc::new(AtomicUsize::new(0));
     let io = TokioIo::new(CountingReads {
         inner: stream,
@@ -59,7 +63,7 @@ pub(super) async fn serve<S, B>(
     });
     let connection = http2.serve_connection(io, TowerToHyperService::new(service));
     tokio::pin!(connection);
-    let handshake = tokio::time::sleep(limits.handshake_timeout);
+    let handshake = tokio::time::sleep_until(handshake_by);
     tokio::pin!(handshake);
     let idle = state.idle_for(limits.idle_timeout);
     tokio::pin!(idle);
@@ -96,7 +100,7 @@ pub(super) async fn serve<S, B>(
 
 /// No Nagle delay for small gRPC frames, and TCP keepalive probes after the keepalive interval
 /// of silence, which also find peers gone before HTTP/2 could ping them.
-fn tune(stream: &TcpStream, limits: &ConnectionSettings) {
+pub(super) fn tune(stream: &TcpStream, limits: &ConnectionSettings) {
     let _ = stream.set_nodelay(true);
     let keepalive = socket2::TcpKeepalive::new()
         .with_time(limits.keepalive_interval)
@@ -108,12 +112,12 @@ fn tune(stream: &TcpStream, limits: &ConnectionSettings) {
 
 /// A stream that counts the bytes read from it, up to the preface's length: enough to tell
 /// whether the handshake began.
-struct CountingReads {
-    inner: TcpStream,
+struct CountingReads<IO> {
+    inner: IO,
     received: Arc<AtomicUsize>,
 }
 
-impl AsyncRead for CountingReads {
+impl<IO: AsyncRead + Unpin> AsyncRead for CountingReads<IO> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -129,7 +133,7 @@ impl AsyncRead for CountingReads {
     }
 }
 
-impl AsyncWrite for CountingReads {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for CountingReads<IO> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -2,6 +2,7 @@
 //! and [`crate::server::run`] takes. The server's defaults live here once.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::callers::CallersSettings;
@@ -34,6 +35,27 @@ pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a connection with no call open stays open.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Default interval at which the TLS files are read again to notice a rotation.
+pub const TLS_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
+/// Default of the reflection services: on, so grpcurl and ghz work without .proto files.
+pub const REFLECTION: bool = true;
+
+/// TLS on the gRPC port: the server's certificate and key, and the CA that client certificates
+/// must chain to (mTLS) when set. The files are read at start and again every
+/// `reload_interval`, so a rotated certificate is served without a restart.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// PEM certificate chain, the server's own certificate first.
+    pub cert_file: PathBuf,
+    /// PEM private key of that certificate.
+    pub key_file: PathBuf,
+    /// PEM CA certificates that client certificates must chain to; `None`: no client
+    /// certificates (TLS only).
+    pub client_ca_file: Option<PathBuf>,
+    /// How often the files are read again.
+    pub reload_interval: Duration,
+}
 
 /// Limits of the gRPC listener: connections, streams and their timeouts (each is documented on
 /// its flag in `config`).
@@ -79,6 +101,13 @@ pub struct Settings {
     pub shutdown_delay: Duration,
     /// Limits of the gRPC listener.
     pub connections: ConnectionSettings,
+    /// TLS (and mTLS) on the gRPC port; `None`: plaintext.
+    pub tls: Option<TlsSettings>,
+    /// Address of a plaintext `grpc.health.v1` listener (for kubelet's probes, which cannot do
+    /// TLS); `None`: health is served on the gRPC port only.
+    pub health_listen: Option<SocketAddr>,
+    /// Whether the reflection services (v1 and v1alpha) are served.
+    pub reflection: bool,
     /// Log format.
     pub log_format: LogFormat,
     /// Log filter.
@@ -105,6 +134,9 @@ impl Settings {
             drain_timeout: Duration::from_secs(5),
             shutdown_delay: SHUTDOWN_DELAY,
             connections: ConnectionSettings::default(),
+            tls: None,
+            health_listen: None,
+            reflection: REFLECTION,
             log_format: LogFormat::default(),
             log: "warn".into(),
             upstream: Upstream::Simulator {

@@ -15,6 +15,7 @@ mod raw;
 mod resilience;
 mod shared_limit;
 mod shutdown;
+mod tls;
 mod tokens;
 mod unify;
 mod validation;

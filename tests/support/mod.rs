@@ -9,4 +9,5 @@
 
 pub mod app;
 pub mod callers;
+pub mod certs;
 pub mod redis;
