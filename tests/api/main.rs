@@ -10,6 +10,7 @@ mod helpers;
 mod limiter;
 mod metrics_endpoint;
 mod personal_data;
+mod profile;
 mod protocol_errors;
 mod raw;
 mod resilience;
