@@ -41,6 +41,7 @@ mod edge;
 mod health;
 mod listener;
 pub mod settings;
+mod simulated;
 mod tls;
 
 pub use listener::raise_open_file_limit;
@@ -69,9 +70,14 @@ async fn connect_upstream(
             let sim = simulator::spawn(config)
                 .await
                 .map_err(|e| anyhow::anyhow!("PROVE_GATEWAY_SIMULATOR_LISTEN {listen}: {e}"))?;
-            tracing::info!(
+            // WARN, in words an operator who never read the docs understands: a deployment
+            // that lost its PROVE_BASE_URL lands here.
+            tracing::warn!(
                 url = %sim.base_url(),
-                "no PROVE_BASE_URL: using the embedded Prove simulator"
+                "answers are SIMULATED: no person is verified and no SMS is sent; no \
+                 PROVE_BASE_URL is set, so the embedded Prove simulator answers every call \
+                 (responses carry prove-gateway-simulated: true). Set PROVE_BASE_URL and its \
+                 credentials for Prove, and PROVE_GATEWAY_PROFILE=production to forbid this"
             );
             let creds = |id: &str, secret: &str| Credentials {
                 client_id: id.to_owned(),
@@ -95,6 +101,7 @@ async fn connect_upstream(
     let limiter = resilience::limiter(&settings.outbound)
         .map_err(|e| anyhow::anyhow!("PROVE_RATE_LIMIT_REDIS_URL: {e}"))?;
     let outbound = resilience::outbound_stack(client, base_url, limiter, &settings.outbound);
+    crate::telemetry::metrics::set_simulated(embedded.is_some());
     Ok((ProveClient::new(outbound, unify, verify), embedded))
 }
 
@@ -246,6 +253,9 @@ async fn serve(
     let each = PerConnection {
         routes,
         access,
+        // Only in front of the embedded simulator: with a real upstream the mark cannot appear.
+        simulated: matches!(settings.upstream, Upstream::Simulator { .. })
+            .then_some(simulated::SimulatedLayer),
         trace: crate::telemetry::GrpcTraceLayer::default(),
         http2: connection::http2_builder(limits),
         limits: limits.clone(),
@@ -271,6 +281,7 @@ async fn serve(
 struct PerConnection {
     routes: Routes,
     access: AccessLayer,
+    simulated: Option<simulated::SimulatedLayer>,
     trace: crate::telemetry::GrpcTraceLayer,
     http2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
     limits: ConnectionSettings,
@@ -317,6 +328,7 @@ impl PerConnection {
             })
             .layer(self.trace.clone())
             .layer(edge::EdgeLayer::new(state.clone()))
+            .option_layer(self.simulated)
             .layer(self.access.clone())
             .service(self.routes.clone());
         connection::serve(

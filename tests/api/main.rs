@@ -16,6 +16,7 @@ mod raw;
 mod resilience;
 mod shared_limit;
 mod shutdown;
+mod simulated;
 mod tls;
 mod tokens;
 mod unify;
