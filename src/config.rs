@@ -321,7 +321,10 @@ mod tests {
         };
         assert_eq!(unify.client_id, "shared");
         assert_eq!(verify.client_id, "verify-id");
-        assert_eq!(verify.client_secret.expose_secret(), "verify-secret");
+        assert_eq!(
+            verify.client_secret.current().expose_secret(),
+            "verify-secret"
+        );
     }
 
     #[test]
@@ -344,7 +347,7 @@ mod tests {
             panic!("expected Prove upstream")
         };
         assert_eq!(unify.client_id, "file-id");
-        assert_eq!(unify.client_secret.expose_secret(), "file-secret");
+        assert_eq!(unify.client_secret.current().expose_secret(), "file-secret");
     }
 
     #[test]
