@@ -13,6 +13,7 @@ mod personal_data;
 mod profile;
 mod protocol_errors;
 mod raw;
+mod readiness;
 mod resilience;
 mod shared_limit;
 mod shutdown;
