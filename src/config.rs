@@ -348,6 +348,9 @@ mod tests {
         };
         assert_eq!(unify.client_id, "file-id");
         assert_eq!(unify.client_secret.current().expose_secret(), "file-secret");
+        // Given as a file, the secret is read again while the gateway runs.
+        let debug = format!("{:?}", unify.client_secret);
+        assert!(debug.contains("PROVE_CLIENT_SECRET_FILE"), "{debug}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod protocol_errors;
 mod raw;
 mod readiness;
 mod resilience;
+mod rotation;
 mod shared_limit;
 mod shutdown;
 mod simulated;
