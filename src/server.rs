@@ -13,6 +13,9 @@
 //! request message is still incomplete a moment later, which is answered at once; then [`run`]
 //! returns and the process exits 0.
 //!
+//! Each product's health service follows its credentials ([`readiness`]): NOT_SERVING while
+//! Prove refuses them, the server's own `""` SERVING throughout.
+//!
 //! With TLS configured the gRPC port speaks only TLS ([`tls`]), and `grpc.health.v1` can also be
 //! served in plaintext on a port of its own ([`health`]) for kubelet's probes.
 
@@ -24,15 +27,13 @@ use tokio::sync::Semaphore;
 use tokio::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
 
 use crate::callers::Callers;
 use crate::grpc::access::AccessLayer;
 use crate::grpc::pb::unify_service_server::UnifyServiceServer;
 use crate::grpc::pb::verify_service_server::VerifyServiceServer;
 use crate::grpc::{self, UnifyApi, VerifyApi};
-use crate::prove::{Credentials, ProveClient, Upstream};
+use crate::prove::{Credentials, Product, ProveClient, Upstream};
 use crate::resilience::{self, http::build_client};
 use crate::simulator;
 
@@ -41,7 +42,9 @@ mod edge;
 mod health;
 mod listener;
 mod per_connection;
+mod readiness;
 pub mod settings;
+mod simulated;
 mod tls;
 
 pub use listener::raise_open_file_limit;
@@ -70,9 +73,14 @@ async fn connect_upstream(
             let sim = simulator::spawn(config)
                 .await
                 .map_err(|e| anyhow::anyhow!("PROVE_GATEWAY_SIMULATOR_LISTEN {listen}: {e}"))?;
-            tracing::info!(
+            // WARN, in words an operator who never read the docs understands: a deployment
+            // that lost its PROVE_BASE_URL lands here.
+            tracing::warn!(
                 url = %sim.base_url(),
-                "no PROVE_BASE_URL: using the embedded Prove simulator"
+                "answers are SIMULATED: no person is verified and no SMS is sent; no \
+                 PROVE_BASE_URL is set, so the embedded Prove simulator answers every call \
+                 (responses carry prove-gateway-simulated: true). Set PROVE_BASE_URL and its \
+                 credentials for Prove, and PROVE_GATEWAY_PROFILE=production to forbid this"
             );
             let creds = |id: &str, secret: &str| Credentials {
                 client_id: id.to_owned(),
@@ -96,24 +104,8 @@ async fn connect_upstream(
     let limiter = resilience::limiter(&settings.outbound)
         .map_err(|e| anyhow::anyhow!("PROVE_RATE_LIMIT_REDIS_URL: {e}"))?;
     let outbound = resilience::outbound_stack(client, base_url, limiter, &settings.outbound);
+    crate::telemetry::metrics::set_simulated(embedded.is_some());
     Ok((ProveClient::new(outbound, unify, verify), embedded))
-}
-
-/// Marks every service, and the server as a whole (service name ""), as `status`.
-async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
-    reporter.set_service_status("", status).await;
-    reporter
-        .set_service_status(
-            <UnifyServiceServer<UnifyApi> as tonic::server::NamedService>::NAME,
-            status,
-        )
-        .await;
-    reporter
-        .set_service_status(
-            <VerifyServiceServer<VerifyApi> as tonic::server::NamedService>::NAME,
-            status,
-        )
-        .await;
 }
 
 /// Serves on `listener` (and on `PROVE_GATEWAY_HEALTH_LISTEN`, when set) until `shutdown`
@@ -161,7 +153,19 @@ pub async fn run_with_health_listener(
         crate::prove::Endpoint::ALL.map(crate::prove::Endpoint::path),
     );
     let (reporter, health) = tonic_health::server::health_reporter();
-    set_health(&reporter, ServingStatus::Serving).await;
+    let unify_service = <UnifyServiceServer<UnifyApi> as tonic::server::NamedService>::NAME;
+    let verify_service = <VerifyServiceServer<VerifyApi> as tonic::server::NamedService>::NAME;
+    let readiness = readiness::Readiness::start(reporter, [unify_service, verify_service]).await;
+    for (service, product) in [
+        (unify_service, Product::Unify),
+        (verify_service, Product::Verify),
+    ] {
+        tokio::spawn(
+            readiness
+                .clone()
+                .follow(service, prove.credential_state(product)),
+        );
+    }
     if let Some(health_listener) = health_listener {
         tokio::spawn(health::serve(
             health_listener,
@@ -207,7 +211,7 @@ pub async fn run_with_health_listener(
     let drain_timeout = settings.drain_timeout;
     let stopping = async {
         shutdown.await;
-        set_health(&reporter, ServingStatus::NotServing).await;
+        readiness.stop().await;
         tracing::info!(
             delay_ms = shutdown_delay.as_millis() as u64,
             "shutdown requested: NOT_SERVING; refusing new calls after the delay"
@@ -253,6 +257,9 @@ async fn serve(
     let each = per_connection::PerConnection {
         routes,
         access,
+        // Only in front of the embedded simulator: with a real upstream the mark cannot appear.
+        simulated: matches!(settings.upstream, Upstream::Simulator { .. })
+            .then_some(simulated::SimulatedLayer),
         trace: crate::telemetry::GrpcTraceLayer::default(),
         http2: connection::http2_builder(limits),
         limits: limits.clone(),

@@ -16,6 +16,7 @@ use crate::callers::PeerIdentity;
 pub(super) struct PerConnection {
     pub(super) routes: Routes,
     pub(super) access: crate::grpc::access::AccessLayer,
+    pub(super) simulated: Option<super::simulated::SimulatedLayer>,
     pub(super) trace: crate::telemetry::GrpcTraceLayer,
     pub(super) http2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
     pub(super) limits: ConnectionSettings,
@@ -62,6 +63,7 @@ impl PerConnection {
             })
             .layer(self.trace.clone())
             .layer(edge::EdgeLayer::new(state.clone()))
+            .option_layer(self.simulated)
             .layer(self.access.clone())
             .service(self.routes.clone());
         connection::serve(

@@ -110,7 +110,7 @@ async fn each_connection_s_requests_carry_the_identity_of_its_certificate() {
                 Some(tls),
                 echo_identity(),
                 // Open: the identity reaches the service as the connection found it.
-                crate::grpc::access::AccessLayer::new(crate::callers::registry::Callers::open()),
+                crate::grpc::access::AccessLayer::new(crate::callers::Callers::open()),
                 &settings,
                 &draining,
                 &cut,
