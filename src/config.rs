@@ -9,11 +9,13 @@
 use url::Url;
 
 mod args;
+mod profile;
 mod secrets;
 mod sessions;
 mod upstream;
 
-pub use args::{Cli, Command, GatewayArgs, SimulatorArgs, parse_duration};
+pub use args::{Cli, Command, GatewayArgs, SimulatorArgs, Stated, parse_duration};
+pub use profile::Profile;
 pub use upstream::environment_url;
 
 pub use crate::callers::CallersSettings;
@@ -43,6 +45,23 @@ pub enum ConfigError {
         /// Why reading failed.
         source: std::io::Error,
     },
+    /// The production profile refuses to start: every missing or unsafe setting at once.
+    #[error(
+        "PROVE_GATEWAY_PROFILE=production refuses to start; set or fix {}:{}",
+        if .0.len() == 1 { "this setting" } else { "these settings" },
+        .0.iter().map(|e| format!("\n  - {e}")).collect::<String>()
+    )]
+    Refused(Vec<ConfigError>),
+}
+
+impl ConfigError {
+    /// The environment variable the error is about (the first one, for a refusal).
+    pub fn setting(&self) -> &str {
+        match self {
+            Self::Invalid { name, .. } | Self::File { name, .. } => name,
+            Self::Refused(all) => all.first().map_or("PROVE_GATEWAY_PROFILE", Self::setting),
+        }
+    }
 }
 
 pub(crate) fn invalid(name: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -54,7 +73,26 @@ pub(crate) fn invalid(name: impl Into<String>, reason: impl Into<String>) -> Con
 
 impl Settings {
     /// Checks the raw arguments and resolves the upstream, its credentials and secret files.
-    pub fn from_args(args: GatewayArgs) -> Result<Self, ConfigError> {
+    /// In production, every setting the profile requires is checked first and all the missing
+    /// ones are named at once, with the first other error, if any, after them.
+    pub fn from_args(mut args: GatewayArgs) -> Result<Self, ConfigError> {
+        if args.profile == Profile::Development {
+            return Self::build(args);
+        }
+        let mut refused = profile::refusals(&args);
+        profile::apply_production_defaults(&mut args);
+        match Self::build(args) {
+            Ok(settings) if refused.is_empty() => return Ok(settings),
+            Ok(_) => {}
+            // The same setting refused twice (a missing base URL with credentials set, plain
+            // http to a remote host) is named once, with the profile's reason.
+            Err(error) if refused.iter().any(|r| r.setting() == error.setting()) => {}
+            Err(error) => refused.push(error),
+        }
+        Err(ConfigError::Refused(refused))
+    }
+
+    fn build(args: GatewayArgs) -> Result<Self, ConfigError> {
         let upstream = upstream::resolve_upstream(&args)?;
         let connections = connection_settings(&args)?;
         let tls = tls_settings(&args)?;
@@ -227,7 +265,7 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Settings, ConfigError> {
         let mut argv = vec!["prove-gateway"];
         argv.extend_from_slice(args);
-        let cli = Cli::try_parse_from(argv).expect("arguments parse");
+        let cli = Cli::try_parse_stated_from(argv).expect("arguments parse");
         Settings::from_args(cli.gateway)
     }
 
@@ -280,7 +318,10 @@ mod tests {
         };
         assert_eq!(unify.client_id, "shared");
         assert_eq!(verify.client_id, "verify-id");
-        assert_eq!(verify.client_secret.expose_secret(), "verify-secret");
+        assert_eq!(
+            verify.client_secret.current().expose_secret(),
+            "verify-secret"
+        );
     }
 
     #[test]
@@ -303,7 +344,7 @@ mod tests {
             panic!("expected Prove upstream")
         };
         assert_eq!(unify.client_id, "file-id");
-        assert_eq!(unify.client_secret.expose_secret(), "file-secret");
+        assert_eq!(unify.client_secret.current().expose_secret(), "file-secret");
     }
 
     #[test]

@@ -2,13 +2,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use prove_gateway::config::{Cli, Command, Settings};
 use prove_gateway::{server, simulator, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_stated();
     let result = match cli.command {
         Some(Command::Simulator(args)) => run_simulator(args).await,
         None => run_gateway(cli.gateway).await,

@@ -42,6 +42,7 @@ mod health;
 mod listener;
 mod per_connection;
 pub mod settings;
+mod simulated;
 mod tls;
 
 pub use listener::raise_open_file_limit;
@@ -70,9 +71,14 @@ async fn connect_upstream(
             let sim = simulator::spawn(config)
                 .await
                 .map_err(|e| anyhow::anyhow!("PROVE_GATEWAY_SIMULATOR_LISTEN {listen}: {e}"))?;
-            tracing::info!(
+            // WARN, in words an operator who never read the docs understands: a deployment
+            // that lost its PROVE_BASE_URL lands here.
+            tracing::warn!(
                 url = %sim.base_url(),
-                "no PROVE_BASE_URL: using the embedded Prove simulator"
+                "answers are SIMULATED: no person is verified and no SMS is sent; no \
+                 PROVE_BASE_URL is set, so the embedded Prove simulator answers every call \
+                 (responses carry prove-gateway-simulated: true). Set PROVE_BASE_URL and its \
+                 credentials for Prove, and PROVE_GATEWAY_PROFILE=production to forbid this"
             );
             let creds = |id: &str, secret: &str| Credentials {
                 client_id: id.to_owned(),
@@ -96,6 +102,7 @@ async fn connect_upstream(
     let limiter = resilience::limiter(&settings.outbound)
         .map_err(|e| anyhow::anyhow!("PROVE_RATE_LIMIT_REDIS_URL: {e}"))?;
     let outbound = resilience::outbound_stack(client, base_url, limiter, &settings.outbound);
+    crate::telemetry::metrics::set_simulated(embedded.is_some());
     Ok((ProveClient::new(outbound, unify, verify), embedded))
 }
 
@@ -253,6 +260,9 @@ async fn serve(
     let each = per_connection::PerConnection {
         routes,
         access,
+        // Only in front of the embedded simulator: with a real upstream the mark cannot appear.
+        simulated: matches!(settings.upstream, Upstream::Simulator { .. })
+            .then_some(simulated::SimulatedLayer),
         trace: crate::telemetry::GrpcTraceLayer::default(),
         http2: connection::http2_builder(limits),
         limits: limits.clone(),

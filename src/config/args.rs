@@ -4,11 +4,13 @@
 //! same values the code falls back to. Secrets are parsed straight into `SecretString`, so the
 //! derived `Debug` of these structs prints `[REDACTED]` for them.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use humantime::Duration as HumanDuration;
 use secrecy::SecretString;
 
@@ -17,6 +19,8 @@ use crate::resilience::settings as defaults;
 use crate::server::settings as server;
 use crate::store::settings as store;
 use crate::telemetry::{self, LogFormat, Sampler};
+
+use super::profile::Profile;
 
 /// Default address of the standalone simulator.
 pub const SIMULATOR_LISTEN: SocketAddr =
@@ -43,6 +47,56 @@ pub struct Cli {
     pub gateway: GatewayArgs,
 }
 
+impl Cli {
+    /// Parses the command line and the environment as `Cli::parse` does (printing help or the
+    /// error and exiting), and records which settings were stated (see [`Stated`]).
+    pub fn parse_stated() -> Self {
+        let matches = Self::command().get_matches();
+        Self::from_stated_matches(&matches).unwrap_or_else(|error| error.exit())
+    }
+
+    /// [`Cli::parse_stated`] of `argv`, with clap's error returned instead of printed.
+    pub fn try_parse_stated_from<I, T>(argv: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Self::command().try_get_matches_from(argv)?;
+        Self::from_stated_matches(&matches)
+    }
+
+    fn from_stated_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut cli = Self::from_arg_matches(matches)?;
+        cli.gateway.stated = Stated(
+            matches
+                .ids()
+                .filter(|id| {
+                    !matches!(
+                        matches.value_source(id.as_str()),
+                        None | Some(ValueSource::DefaultValue)
+                    )
+                })
+                .map(|id| id.as_str().to_owned())
+                .collect(),
+        );
+        Ok(cli)
+    }
+}
+
+/// The gateway's settings that were given (as a flag or an environment variable) rather than
+/// left at their defaults, by clap's id (the field's name). The production profile needs the
+/// difference: it replaces some defaults with its own and refuses to guess others, and a
+/// default shown in `--help` must stay the development one.
+#[derive(Debug, Clone, Default)]
+pub struct Stated(BTreeSet<String>);
+
+impl Stated {
+    /// Whether the setting of field `id` was given.
+    pub fn contains(&self, id: &str) -> bool {
+        self.0.contains(id)
+    }
+}
+
 /// Subcommands besides the gateway itself.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -67,10 +121,17 @@ pub struct SimulatorArgs {
 /// Raw settings of the gateway, as clap parses them from flags and the environment.
 #[derive(Debug, Clone, Args)]
 pub struct GatewayArgs {
+    /// `development` runs as configured, on the embedded simulator when PROVE_BASE_URL is
+    /// unset. `production` refuses to start without a Prove host over https, TLS on the gRPC
+    /// port, authenticated callers and a stated PROVE_GATEWAY_METRICS_LISTEN, and turns JSON
+    /// logs on and reflection off unless they are set.
+    #[arg(long, env = "PROVE_GATEWAY_PROFILE", value_enum, default_value_t = Profile::default())]
+    pub profile: Profile,
     /// Address of the gRPC server (services, health and reflection share it).
     #[arg(long, env = "PROVE_GATEWAY_LISTEN", default_value_t = server::LISTEN)]
     pub listen: SocketAddr,
-    /// Address of the Prometheus metrics endpoint (`/metrics`).
+    /// Address of the Prometheus metrics endpoint (`/metrics`). The production profile has no
+    /// default: it must be set.
     #[arg(long, env = "PROVE_GATEWAY_METRICS_LISTEN", default_value_t = server::METRICS_LISTEN)]
     pub metrics_listen: SocketAddr,
     /// How long calls in flight may take to finish after SIGTERM or SIGINT.
@@ -126,7 +187,7 @@ pub struct GatewayArgs {
     #[arg(long, env = "PROVE_GATEWAY_HEALTH_LISTEN")]
     pub health_listen: Option<SocketAddr>,
     /// Serve the gRPC reflection services (v1 and v1alpha) that grpcurl uses; false turns
-    /// them off.
+    /// them off. The production profile's default is false.
     #[arg(
         long,
         env = "PROVE_GATEWAY_REFLECTION",
@@ -135,7 +196,7 @@ pub struct GatewayArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     pub reflection: bool,
-    /// Log line format.
+    /// Log line format. The production profile's default is json.
     #[arg(
         long,
         env = "PROVE_GATEWAY_LOG_FORMAT",
@@ -263,6 +324,10 @@ pub struct GatewayArgs {
     /// Argument of the sampler, the ratio for the traceidratio samplers (0.0 to 1.0).
     #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG")]
     pub otel_traces_sampler_arg: Option<String>,
+
+    /// Which of the settings above were given; filled by [`Cli::parse_stated`].
+    #[arg(skip)]
+    pub stated: Stated,
 }
 
 /// Parses durations such as `250ms`, `20s` or `1m`.

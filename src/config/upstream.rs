@@ -8,7 +8,7 @@ use url::Url;
 use super::args::GatewayArgs;
 use super::secrets::{secret_or_file, value_or_file};
 use super::{ConfigError, invalid};
-use crate::prove::{Credentials, Product, Upstream};
+use crate::prove::{ClientSecret, Credentials, Product, SecretFile, Upstream};
 
 /// Prove's hosts by environment name (prove-api.md section 1).
 pub fn environment_url(name: &str) -> Option<&'static str> {
@@ -83,20 +83,32 @@ fn pair_args(args: &GatewayArgs, product: Option<Product>) -> PairArgs<'_> {
 type Given<T> = Option<(T, PairNames)>;
 
 /// The halves of one pair that were given, read from their files where given as files.
+/// A secret given as a file is read again while the gateway runs (a rotated Kubernetes
+/// Secret); its ID is not: a new client ID is a new Prove project, and a restart.
 fn given(
     args: &GatewayArgs,
     product: Option<Product>,
-) -> Result<(Given<String>, Given<SecretString>), ConfigError> {
+) -> Result<(Given<String>, Given<ClientSecret>), ConfigError> {
     let names = PairNames::of(product);
     let raw = pair_args(args, product);
     let id = value_or_file(
         (&names.id, raw.id),
         (&format!("{}_FILE", names.id), raw.id_file),
     )?;
-    let secret = secret_or_file(
-        (&names.secret, raw.secret),
-        (&format!("{}_FILE", names.secret), raw.secret_file),
-    )?;
+    let secret_file = format!("{}_FILE", names.secret);
+    let secret = secret_or_file((&names.secret, raw.secret), (&secret_file, raw.secret_file))?.map(
+        |secret| match raw.secret_file {
+            Some(path) => ClientSecret::from_file(
+                secret,
+                SecretFile {
+                    path: path.clone(),
+                    setting: secret_file,
+                    interval: crate::prove::secret::RELOAD_INTERVAL,
+                },
+            ),
+            None => ClientSecret::fixed(secret),
+        },
+    );
     Ok((id.map(|v| (v, names.clone())), secret.map(|v| (v, names))))
 }
 
@@ -199,7 +211,7 @@ fn is_loopback(url: &Url) -> bool {
 /// the pair the present half was given in (`PROVE_CLIENT_SECRET` alone names `PROVE_CLIENT_ID`).
 fn credentials(
     id: Given<String>,
-    secret: Given<SecretString>,
+    secret: Given<ClientSecret>,
 ) -> Result<Option<Credentials>, ConfigError> {
     match (id, secret) {
         (None, None) => Ok(None),

@@ -10,12 +10,18 @@
 //! cannot help: an operator must fix them. The refusal is remembered for a backoff (1 s,
 //! doubling, at most 30 s) during which calls fail at once with the same error and send nothing;
 //! then one request tries again. One WARN line marks each change (refused, accepted again).
+//! A rotated secret ([`super::secret`]) ends the backoff: the new secret is tried at once.
+//!
+//! Whether Prove accepts the credentials is also published as a [`CredentialState`] on a watch
+//! channel, for whoever reports readiness (the server's health service); this module does not
+//! know who listens.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use secrecy::ExposeSecret;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
@@ -64,6 +70,7 @@ impl Outcomes {
         result: &Result<Arc<str>, ProveError>,
         deadline: Option<Instant>,
         now: Instant,
+        generation: u64,
     ) -> Option<CredentialsChange> {
         self.finished += 1;
         let error = match result {
@@ -86,6 +93,7 @@ impl Outcomes {
             error: error.clone(),
             until: now + backoff,
             backoff,
+            generation,
         });
         first.then_some(CredentialsChange::Refused { backoff })
     }
@@ -121,6 +129,21 @@ struct Refusal {
     until: Instant,
     /// The pause that ends at `until`; the next refusal doubles it.
     backoff: Duration,
+    /// The generation of the secret refused: a rotated secret is tried at once.
+    generation: u64,
+}
+
+/// Whether Prove accepts a credential pair, as its last token request showed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CredentialState {
+    /// No token requested yet.
+    #[default]
+    Untried,
+    /// The last answer to a token request was a token.
+    Accepted,
+    /// The last answer to a token request was 401: the credentials are refused. Outages and
+    /// timeouts leave the state as it was: they say nothing about the credentials.
+    Refused,
 }
 
 /// Hands out bearer tokens for one credential pair.
@@ -132,19 +155,28 @@ pub struct TokenSource {
     /// it.
     fetching: tokio::sync::Mutex<()>,
     outcomes: Mutex<Outcomes>,
+    state: watch::Sender<CredentialState>,
 }
 
 impl TokenSource {
     /// A token source for `credentials` whose token requests go through `outbound` (and so
     /// through the rate limiter and retries like every other Prove request).
+    /// A secret given as a file is read again from now on (see [`super::secret`]).
     pub fn new(credentials: Credentials, outbound: Outbound) -> Self {
+        credentials.client_secret.keep_current();
         Self {
             credentials,
             outbound,
             cached: RwLock::new(None),
             fetching: tokio::sync::Mutex::new(()),
             outcomes: Mutex::new(Outcomes::default()),
+            state: watch::Sender::new(CredentialState::Untried),
         }
+    }
+
+    /// Whether Prove accepts these credentials, now and as it changes.
+    pub fn credential_state(&self) -> watch::Receiver<CredentialState> {
+        self.state.subscribe()
     }
 
     /// The client ID the tokens are for.
@@ -168,8 +200,9 @@ impl TokenSource {
             return Err(error);
         }
         self.refused()?;
-        let result = self.fetch(deadline).await;
-        self.finished(&result, deadline);
+        let (secret, generation) = self.credentials.client_secret.current_with_generation();
+        let result = self.fetch(&secret, deadline).await;
+        self.finished(&result, deadline, generation);
         result
     }
 
@@ -192,10 +225,14 @@ impl TokenSource {
             .map(|c| c.value.clone())
     }
 
-    /// Prove's refusal, while its backoff lasts.
+    /// Prove's refusal, while its backoff lasts and the secret it refused is still the one
+    /// in force.
     fn refused(&self) -> Result<(), ProveError> {
+        let generation = self.credentials.client_secret.generation();
         match &self.outcomes.lock().refused {
-            Some(refusal) if Instant::now() < refusal.until => Err(refusal.error.clone()),
+            Some(refusal) if Instant::now() < refusal.until && refusal.generation == generation => {
+                Err(refusal.error.clone())
+            }
             _ => Ok(()),
         }
     }
@@ -225,25 +262,40 @@ impl TokenSource {
         (!(bound_by_its_deadline && more_time)).then(|| error.clone())
     }
 
-    /// Records how a fetch ended, and logs the change of state it makes, if any.
-    fn finished(&self, result: &Result<Arc<str>, ProveError>, deadline: Option<Instant>) {
+    /// Records how a fetch with the secret of `generation` ended, logs the change of state it
+    /// makes, if any, and publishes the credentials' state.
+    fn finished(
+        &self,
+        result: &Result<Arc<str>, ProveError>,
+        deadline: Option<Instant>,
+        generation: u64,
+    ) {
         let change = self
             .outcomes
             .lock()
-            .record(result, deadline, Instant::now());
+            .record(result, deadline, Instant::now(), generation);
         if let Some(change) = change {
             change.log();
         }
+        let state = match result {
+            Ok(_) => CredentialState::Accepted,
+            Err(ProveError::Api { status: 401, .. }) => CredentialState::Refused,
+            Err(_) => return,
+        };
+        // Only a change wakes the listeners, so each change is reported once.
+        self.state
+            .send_if_modified(|now| std::mem::replace(now, state) != state);
     }
 
-    async fn fetch(&self, deadline: Option<Instant>) -> Result<Arc<str>, ProveError> {
+    async fn fetch(
+        &self,
+        secret: &secrecy::SecretString,
+        deadline: Option<Instant>,
+    ) -> Result<Arc<str>, ProveError> {
         let form = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "client_credentials")
             .append_pair("client_id", &self.credentials.client_id)
-            .append_pair(
-                "client_secret",
-                self.credentials.client_secret.expose_secret(),
-            )
+            .append_pair("client_secret", secret.expose_secret())
             .finish();
         let request = OutboundRequest {
             path: Endpoint::Token.path(),
@@ -300,6 +352,8 @@ mod tests {
         body: Arc<parking_lot::Mutex<String>>,
         requests: Arc<AtomicUsize>,
         latency: Duration,
+        /// The client secret of the last token request.
+        secret_sent: Arc<parking_lot::Mutex<String>>,
     }
 
     impl FakeProve {
@@ -309,6 +363,7 @@ mod tests {
                 body: Arc::new(parking_lot::Mutex::new(body.to_owned())),
                 requests: Arc::new(AtomicUsize::new(0)),
                 latency: Duration::from_millis(100),
+                secret_sent: Arc::default(),
             }
         }
 
@@ -338,11 +393,21 @@ mod tests {
         }
 
         fn source(&self) -> TokenSource {
+            self.source_with("s3cr3t-value".to_owned().into())
+        }
+
+        fn source_with(&self, secret: crate::prove::ClientSecret) -> TokenSource {
             let prove = self.clone();
             let service = tower::service_fn(move |request: OutboundRequest| {
                 let prove = prove.clone();
                 async move {
                     prove.requests.fetch_add(1, Ordering::SeqCst);
+                    if let crate::resilience::Body::Form(form) = &request.body {
+                        let secret = url::form_urlencoded::parse(form)
+                            .find(|(k, _)| k == "client_secret")
+                            .map(|(_, v)| v.into_owned());
+                        *prove.secret_sent.lock() = secret.unwrap_or_default();
+                    }
                     let answered = Instant::now() + prove.latency;
                     if let Some(deadline) = request.deadline.filter(|d| *d < answered) {
                         tokio::time::sleep_until(deadline).await;
@@ -358,7 +423,7 @@ mod tests {
             });
             let credentials = Credentials {
                 client_id: "client-id-7".into(),
-                client_secret: "s3cr3t-value".to_owned().into(),
+                client_secret: secret,
             };
             TokenSource::new(credentials, BoxCloneSyncService::new(service))
         }
@@ -570,7 +635,7 @@ mod tests {
             &refused, &refused, &outage, &refused, &accepted, &accepted, &outage, &refused,
         ]
         .into_iter()
-        .map(|result| outcomes.record(result, None, now))
+        .map(|result| outcomes.record(result, None, now, 0))
         .collect();
         let one_second = Duration::from_secs(1);
         assert_eq!(
@@ -590,5 +655,69 @@ mod tests {
                 }),
             ]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rotated_secret_is_sent_at_once_even_within_the_refusal_backoff() {
+        let prove = FakeProve::refusing();
+        let secret = crate::prove::ClientSecret::fixed("old-secret".to_owned().into());
+        let tokens = prove.source_with(secret.clone());
+        assert!(is_refusal(&tokens.token(None).await));
+        assert_eq!(prove.secret_sent.lock().as_str(), "old-secret");
+        // Within the backoff, the refused secret is not sent again...
+        assert!(is_refusal(&tokens.token(None).await));
+        assert_eq!(prove.requests(), 1);
+        // ...but a rotated one is: the refusal was of the old secret.
+        secret.rotate("new-secret");
+        prove.answer(
+            200,
+            r#"{"access_token":"t0k3n","token_type":"Bearer","expires_in":3600}"#,
+        );
+        assert_eq!(&*tokens.token(None).await.unwrap(), "t0k3n");
+        assert_eq!(prove.requests(), 2);
+        assert_eq!(prove.secret_sent.lock().as_str(), "new-secret");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cached_token_outlives_a_rotation_and_the_refresh_uses_the_new_secret() {
+        let prove = FakeProve::accepting("3600");
+        let secret = crate::prove::ClientSecret::fixed("old-secret".to_owned().into());
+        let tokens = prove.source_with(secret.clone());
+        tokens.token(None).await.unwrap();
+        secret.rotate("new-secret");
+        tokens.token(None).await.unwrap();
+        assert_eq!(prove.requests(), 1, "the token held stays in use");
+        tokio::time::advance(Duration::from_secs(3540)).await;
+        tokens.token(None).await.unwrap();
+        assert_eq!(prove.requests(), 2);
+        assert_eq!(prove.secret_sent.lock().as_str(), "new-secret");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_credential_state_follows_refusals_and_acceptance_but_not_outages() {
+        let accept = r#"{"access_token":"t0k3n","token_type":"Bearer","expires_in":3600}"#;
+        let prove = FakeProve::refusing();
+        let tokens = prove.source();
+        let mut state = tokens.credential_state();
+        assert_eq!(*state.borrow_and_update(), CredentialState::Untried);
+        tokens.token(None).await.unwrap_err();
+        assert!(state.has_changed().unwrap());
+        assert_eq!(*state.borrow_and_update(), CredentialState::Refused);
+        // A second refusal is no change.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        tokens.token(None).await.unwrap_err();
+        assert!(!state.has_changed().unwrap());
+
+        prove.answer(200, accept);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let token = tokens.token(None).await.unwrap();
+        assert!(state.has_changed().unwrap());
+        assert_eq!(*state.borrow_and_update(), CredentialState::Accepted);
+        // An outage says nothing about the credentials: still accepted.
+        tokens.invalidate(&token);
+        prove.answer(503, r#"{"code":8000,"message":"try later"}"#);
+        tokens.token(None).await.unwrap_err();
+        assert!(!state.has_changed().unwrap());
+        assert_eq!(*state.borrow(), CredentialState::Accepted);
     }
 }

@@ -70,6 +70,17 @@ impl ProveClient {
         }
     }
 
+    /// Whether Prove accepts `product`'s credentials, now and as it changes.
+    pub fn credential_state(
+        &self,
+        product: Product,
+    ) -> tokio::sync::watch::Receiver<super::auth::CredentialState> {
+        match product {
+            Product::Unify => self.unify.credential_state(),
+            Product::Verify => self.verify.credential_state(),
+        }
+    }
+
     /// `POST /v3/unify`.
     pub async fn unify(
         &self,

@@ -7,9 +7,11 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod models;
+pub mod secret;
 pub mod settings;
 
 pub use client::{CallContext, MAX_BODY_BYTES, Product, ProveClient};
 pub use endpoint::Endpoint;
 pub use error::ProveError;
+pub use secret::{ClientSecret, SecretFile};
 pub use settings::{Credentials, Upstream};

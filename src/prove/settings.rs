@@ -2,16 +2,17 @@
 
 use std::net::SocketAddr;
 
-use secrecy::SecretString;
 use url::Url;
+
+use super::secret::ClientSecret;
 
 /// One OAuth client-credentials pair (one Prove product project).
 #[derive(Clone)]
 pub struct Credentials {
     /// The OAuth client ID. Not secret, but not logged either.
     pub client_id: String,
-    /// The OAuth client secret; only `expose_secret` reveals it.
-    pub client_secret: SecretString,
+    /// The OAuth client secret, fixed or read again from its file when it rotates.
+    pub client_secret: ClientSecret,
 }
 
 impl std::fmt::Debug for Credentials {
@@ -47,7 +48,7 @@ mod tests {
     fn debug_output_of_credentials_hides_the_secret() {
         let creds = Credentials {
             client_id: "id".into(),
-            client_secret: SecretString::from("hunter2".to_owned()),
+            client_secret: "hunter2".to_owned().into(),
         };
         assert!(!format!("{creds:?}").contains("hunter2"));
     }

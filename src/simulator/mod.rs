@@ -154,7 +154,8 @@ impl Default for SimulatorConfig {
 #[derive(Debug)]
 pub(crate) struct Shared {
     clock: Arc<dyn Clock>,
-    credentials: Vec<Credential>,
+    /// Changed by [`Simulator::set_credentials`], as Prove's portal rotates a client secret.
+    credentials: Mutex<Vec<Credential>>,
     token_ttl: Duration,
     tokens: TokenStore,
     limiter: RateLimiter,
@@ -166,6 +167,7 @@ pub(crate) struct Shared {
 impl Shared {
     fn product_of(&self, client_id: &str) -> Option<Product> {
         self.credentials
+            .lock()
             .iter()
             .find(|c| c.client_id == client_id)
             .map(|c| c.product)
@@ -208,7 +210,7 @@ pub async fn spawn(config: SimulatorConfig) -> io::Result<Simulator> {
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
         clock: config.clock,
-        credentials: config.credentials,
+        credentials: Mutex::new(config.credentials),
         token_ttl: config.token_ttl,
         tokens: TokenStore::default(),
         limiter: RateLimiter::new(config.rate_limit_rps),
@@ -276,6 +278,13 @@ impl Simulator {
     pub fn throttle(&self, duration: Duration) {
         let shared = &self.inner.shared;
         shared.limiter.throttle(shared.clock.now() + duration);
+    }
+
+    /// Replaces the credentials `/token` accepts, as a rotation in Prove's portal does: a
+    /// secret no longer listed is refused from the next token request on, while the tokens
+    /// already issued stay valid until they expire.
+    pub fn set_credentials(&self, credentials: Vec<Credential>) {
+        *self.inner.shared.credentials.lock() = credentials;
     }
 
     /// A snapshot of the requests received so far (the most recent [`MAX_RECORDS`]).

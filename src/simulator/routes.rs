@@ -225,6 +225,7 @@ fn issue_token(state: &Shared, form: &HashMap<String, String>) -> Result<TokenRe
     }
     let known = state
         .credentials
+        .lock()
         .iter()
         .any(|c| &c.client_id == client_id && &c.client_secret == client_secret);
     if !known {

@@ -36,12 +36,16 @@ pub const RATE_LIMIT_REJECTION_REASONS: [&str; 3] = ["deadline", "max_wait", "qu
 pub const RATE_LIMIT_REDIS_ERRORS: &str = "prove_gateway_rate_limit_redis_errors_total";
 /// Counter: OAuth token requests, by HTTP `status` (`error`: no answer).
 pub const TOKEN_FETCHES: &str = "prove_gateway_token_fetches_total";
+/// Gauge: 1 while the embedded simulator answers in place of Prove, else 0.
+pub const SIMULATED: &str = "prove_gateway_simulated";
 
-/// Whether a metric is a counter or a histogram.
+/// Whether a metric is a counter, a gauge or a histogram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     /// A monotonic counter (`_total`).
     Counter,
+    /// A value that goes up and down.
+    Gauge,
     /// A histogram (`_bucket`, `_sum`, `_count`), with [`LATENCY_BUCKETS`].
     Histogram,
 }
@@ -120,6 +124,12 @@ pub const METRICS: &[Metric] = &[
         kind: Kind::Counter,
         labels: &["status"],
         help: "OAuth token requests to Prove, by HTTP status (error: no answer)",
+    },
+    Metric {
+        name: SIMULATED,
+        kind: Kind::Gauge,
+        labels: &[],
+        help: "1 while the embedded simulator answers in place of Prove (no person is verified), else 0",
     },
 ];
 
@@ -279,6 +289,7 @@ fn describe() {
     for metric in METRICS {
         match metric.kind {
             Kind::Counter => ::metrics::describe_counter!(metric.name, metric.help),
+            Kind::Gauge => ::metrics::describe_gauge!(metric.name, metric.help),
             Kind::Histogram => {
                 ::metrics::describe_histogram!(metric.name, ::metrics::Unit::Seconds, metric.help)
             }
@@ -305,6 +316,12 @@ fn register_zero_series() {
     }
     let _ = ::metrics::counter!(RATE_LIMIT_REDIS_ERRORS);
     let _ = ::metrics::counter!(TOKEN_FETCHES, "status" => "200");
+    let _ = ::metrics::gauge!(SIMULATED);
+}
+
+/// Whether the embedded simulator answers in place of Prove (set by the server at start).
+pub fn set_simulated(simulated: bool) {
+    ::metrics::gauge!(SIMULATED).set(if simulated { 1.0 } else { 0.0 });
 }
 
 /// The zero series carry the label of calls without a caller: the callers are known only once
@@ -423,6 +440,12 @@ mod tests {
             match metric.kind {
                 Kind::Counter => assert!(metric.name.ends_with("_total"), "{}", metric.name),
                 Kind::Histogram => assert!(metric.name.ends_with("_seconds"), "{}", metric.name),
+                // A gauge is a state, not a count or a duration.
+                Kind::Gauge => assert!(
+                    !metric.name.ends_with("_total") && !metric.name.ends_with("_seconds"),
+                    "{}",
+                    metric.name
+                ),
             }
         }
     }

@@ -132,6 +132,7 @@ fn every_documented_metric_is_served_with_its_documented_labels() {
             .map(|m| {
                 let kind = match m.kind {
                     telemetry::metrics::Kind::Counter => "counter",
+                    telemetry::metrics::Kind::Gauge => "gauge",
                     telemetry::metrics::Kind::Histogram => "histogram",
                 };
                 let labels = m.labels.iter().map(|l| (*l).to_owned()).collect();
