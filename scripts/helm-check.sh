@@ -41,6 +41,8 @@
 #     without prove.baseUrl fail with a message naming prove.baseUrl and simulator.enabled, and
 #     production without TLS, without authenticated callers or with http:// to Prove fails
 #     naming the values.
+#  8. NOTES warn loudly that answers are simulated exactly on the scenarios with
+#     simulator.enabled.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -672,5 +674,29 @@ render "$work/dev.yaml" "$latest" --set profile=development --set prove.baseUrl=
 grep -A1 'name: PROVE_GATEWAY_PROFILE' "$work/dev.yaml" | grep -q 'value: "development"' \
   || fail "profile=development does not reach PROVE_GATEWAY_PROFILE"
 step "rendered as expected: profile development with http:// to Prove, no TLS, no callers"
+
+# --- 8. NOTES -------------------------------------------------------------------------------
+# `helm template` does not render NOTES.txt, and `helm install --dry-run` needs a cluster. So a
+# copy of the chart gets NOTES.txt as a named template, rendered into a ConfigMap's string.
+notes_chart="$work/notes/prove-gateway"
+mkdir -p "$work/notes"
+cp -r "$chart" "$notes_chart"
+{ echo '{{- define "notes-check" -}}'; cat "$chart/templates/NOTES.txt"; echo '{{- end }}'; } >"$notes_chart/templates/_notes-check.tpl"
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes-check\ndata:\n  notes: {{ include "notes-check" . | toJson }}\n' \
+  >"$notes_chart/templates/notes-check.yaml"
+for f in "${scenarios[@]}"; do
+  name="$(basename "$f" .yaml)"
+  "$HELM" template prove-gateway "$notes_chart" --namespace identity -f "$f" --show-only templates/notes-check.yaml \
+    | python3 -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["data"]["notes"])' >"$work/notes.txt" \
+    || fail "NOTES of ci/$name.yaml do not render"
+  simulated="$(python3 -c 'import sys, yaml; print(((yaml.safe_load(open(sys.argv[1])) or {}).get("simulator") or {}).get("enabled", False))' "$f")"
+  if [ "$simulated" = True ]; then
+    grep -q 'WARNING: ANSWERS ARE SIMULATED' "$work/notes.txt" && grep -q 'simulator.enabled is true' "$work/notes.txt" \
+      || { cat "$work/notes.txt" >&2; fail "ci/$name.yaml runs the simulator, but its NOTES do not warn that answers are simulated"; }
+  elif grep -qi 'simulated' "$work/notes.txt"; then
+    cat "$work/notes.txt" >&2; fail "ci/$name.yaml reaches Prove, but its NOTES say answers are simulated"
+  fi
+  step "NOTES of ci/$name.yaml: $([ "$simulated" = True ] && echo "warn that answers are simulated" || echo "no simulator warning")"
+done
 
 step "all checks passed"
