@@ -32,8 +32,17 @@
 #     and, with TLS, presents the certificate on the gRPC port (refusing a client without a
 #     certificate under mTLS); after SIGTERM it exits 0 (a clean drain: nothing is in flight)
 #     within the grace period.
+#     The profile: PROVE_GATEWAY_PROFILE is development on the simulator scenarios and
+#     production elsewhere (redis-limiter states development); production scenarios start the
+#     binary in production, with an https Prove URL and credential files made here, so the
+#     binary's own production checks pass on what the chart renders.
 #  7. Values of the wrong type, unknown keys and inconsistent settings make `helm template`
-#     fail (non-zero exit, with the schema's or the chart's message).
+#     fail (non-zero exit, with the schema's or the chart's message). The default values
+#     without prove.baseUrl fail with a message naming prove.baseUrl and simulator.enabled, and
+#     production without TLS, without authenticated callers or with http:// to Prove fails
+#     naming the values.
+#  8. NOTES warn loudly that answers are simulated exactly on the scenarios with
+#     simulator.enabled.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -63,9 +72,12 @@ trap 'rm -rf "$work"' EXIT
 
 # --- 1. lint -------------------------------------------------------------------------------
 step "helm lint --strict"
+# Alone, on the defaults, which `helm template` refuses (no prove.baseUrl; section 7 checks
+# that): helm's lint mode reports a template's `fail` as [INFO] and lints the rest.
 "$HELM" lint --strict "$chart" >"$work/lint.log" 2>&1 || { cat "$work/lint.log" >&2; fail "helm lint --strict"; }
+no_base_url="prove.baseUrl is empty: set it to .* or set simulator.enabled=true"
 scenarios=("$chart"/ci/*-values.yaml)
-[ ${#scenarios[@]} -ge 6 ] || fail "expected the ci/*-values.yaml scenarios, found ${#scenarios[@]}"
+[ ${#scenarios[@]} -ge 7 ] || fail "expected the ci/*-values.yaml scenarios, found ${#scenarios[@]}"
 for f in "${scenarios[@]}"; do
   "$HELM" lint --strict "$chart" -f "$f" >"$work/lint.log" 2>&1 \
     || { cat "$work/lint.log" >&2; fail "helm lint --strict -f ci/$(basename "$f")"; }
@@ -124,14 +136,16 @@ done
 "$binary" --help >"$work/help.txt" 2>&1 || fail "$binary --help exited non-zero"
 latest="${K8S_VERSIONS[-1]}"
 # Changed timing values, to see the grace period follow the drain timeout.
-render "$work/drain45.yaml" "$latest" --set gateway.drainTimeoutSeconds=45 --set gateway.terminationGraceMarginSeconds=7 \
+# These vary one setting on the simulator (the defaults alone do not render without Prove).
+sim=(--set simulator.enabled=true)
+render "$work/drain45.yaml" "$latest" "${sim[@]}" --set gateway.drainTimeoutSeconds=45 --set gateway.terminationGraceMarginSeconds=7 \
   || fail "helm template with drainTimeoutSeconds=45"
-render "$work/prestop.yaml" "$latest" --set gateway.preStopSleepSeconds=5 \
+render "$work/prestop.yaml" "$latest" "${sim[@]}" --set gateway.preStopSleepSeconds=5 \
   || fail "helm template with preStopSleepSeconds=5"
-render "$work/ports.yaml" "$latest" --set gateway.grpcPort=6000 --set gateway.metricsPort=6001 \
+render "$work/ports.yaml" "$latest" "${sim[@]}" --set gateway.grpcPort=6000 --set gateway.metricsPort=6001 \
   --set gateway.healthPort=6002 --set service.healthPort=7002 || fail "helm template with other ports"
 # No helm test: the Service then has no reason to expose the health port.
-render "$work/notests.yaml" "$latest" --set tests.enabled=false || fail "helm template with tests.enabled=false"
+render "$work/notests.yaml" "$latest" "${sim[@]}" --set tests.enabled=false || fail "helm template with tests.enabled=false"
 
 python3 - "$work/help.txt" "$work" "$latest" "${scenarios[@]}" <<'PY'
 import os, re, sys, yaml
@@ -312,6 +326,17 @@ for f in scenarios:
     if env is None:
         continue
     files, docs = sources(rendered, f"ci/{name}.yaml")
+    # The profile: development on the simulator or when stated, production otherwise.
+    simulated = (values.get("simulator") or {}).get("enabled", False)
+    want_profile = "development" if simulated else values.get("profile", "production")
+    profile = env.get("PROVE_GATEWAY_PROFILE", {}).get("value")
+    check(profile == want_profile, f"ci/{name}.yaml: PROVE_GATEWAY_PROFILE is {profile!r}, want {want_profile!r}")
+    check(("PROVE_BASE_URL" in env) != simulated, f"ci/{name}.yaml: PROVE_BASE_URL must be set exactly when the simulator is off")
+    if profile == "production":
+        check(env.get("PROVE_GATEWAY_REFLECTION", {}).get("value", "false") == "false",
+              f"ci/{name}.yaml: production with reflection on")
+        check("PROVE_GATEWAY_TLS_CERT_FILE" in env and ("PROVE_GATEWAY_CLIENT_CA_FILE" in env or "PROVE_GATEWAY_CALLERS_FILE" in env),
+              f"ci/{name}.yaml: production without TLS or without authenticated callers")
     if name == "production-values":
         check(env.get("PROVE_BASE_URL", {}).get("value") == "prod-us", "production: PROVE_BASE_URL is not prod-us")
         redis = env.get("PROVE_GATEWAY_REDIS_URL", {}).get("valueFrom", {}).get("secretKeyRef", {})
@@ -333,7 +358,8 @@ for f in scenarios:
                       f"production: {n} comes from {files.get(n)}, not {key} of the Certificate's Secret {spec.get('secretName')}")
         check(files.get("PROVE_GATEWAY_CALLERS_FILE") == ("secret", "prove-gateway-callers", "callers.yaml"),
               f"production: callers file from {files.get('PROVE_GATEWAY_CALLERS_FILE')}")
-        check(env.get("PROVE_GATEWAY_REFLECTION", {}).get("value") == "false", "production: reflection is not off")
+        # Left unset, so the production profile's default (off) decides.
+        check("PROVE_GATEWAY_REFLECTION" not in env, "production: PROVE_GATEWAY_REFLECTION is set; production-values leaves it to the profile")
     if name == "mtls-values":
         # The existing TLS Secret gives the certificate, its key and the client CA; the callers
         # Secret gives the callers file; all as files of directory mounts.
@@ -362,9 +388,10 @@ for f in scenarios:
                   "callers-inline: a token_sha256 is not 64 hex characters")
         check("PROVE_GATEWAY_CLIENT_CA_FILE" not in env and "PROVE_GATEWAY_TLS_CERT_FILE" in env,
               "callers-inline: expected TLS without client certificates")
-    if name == "default-values":
+    if name == "simulator-values":
+        check(profile == "development", "simulator: PROVE_GATEWAY_PROFILE is not development")
         check(not any(n.startswith("PROVE_GATEWAY_TLS") or n in ("PROVE_GATEWAY_CLIENT_CA_FILE", "PROVE_GATEWAY_CALLERS_FILE")
-                      for n in env), "default: TLS or callers set although the defaults have neither")
+                      for n in env), "simulator: TLS or callers set although the defaults have neither")
     if name == "redis-limiter-values":
         # The deprecated prove.rateLimit.redisUrl keeps rendering the alias the binary keeps.
         check(env.get("PROVE_RATE_LIMIT_REDIS_URL", {}).get("value") == "redis://redis-master.redis.svc:6379/0",
@@ -390,8 +417,11 @@ PY
 # --- 6b. the binary accepts the values the chart renders ------------------------------------
 # Each scenario's env, as literal values, is given to the real binary: it must still be serving
 # after 3 s (a bad duration, enum or number makes it exit at once) and must exit within the
-# Pod's terminationGracePeriodSeconds after SIGTERM. Listen addresses move to loopback and what
-# needs the outside world (Prove's URL, credentials, Redis) is left out: none is reachable.
+# Pod's terminationGracePeriodSeconds after SIGTERM. Listen addresses move to loopback and Redis
+# is left out (none is reachable). Prove's URL becomes an https URL on a closed loopback port and
+# the credentials dummy files (or values, in env mode): the gateway asks Prove for nothing before
+# a call, and the production profile refuses to start without them, so a production scenario
+# starts exactly when the chart gave the binary everything production requires.
 # Files the chart mounts from Secrets are made here instead: a CA, a server certificate for
 # localhost and a client certificate (openssl, as on Debian), and a callers file (the rendered
 # one for callers.inline, else one naming the client certificate's identity).
@@ -442,7 +472,9 @@ for f in "${scenarios[@]}"; do
   python3 - "$work/$name-$latest.yaml" "$pki" "$grpc_port" "$health_port" >"$work/smoke.env" <<'PY'
 import os, sys, yaml
 rendered, pki, grpc_port, health_port = sys.argv[1:]
-skip = ("PROVE_BASE_URL", "PROVE_RATE_LIMIT_REDIS_URL", "PROVE_GATEWAY_REDIS_URL")
+skip = ("PROVE_RATE_LIMIT_REDIS_URL", "PROVE_GATEWAY_REDIS_URL")
+# Port 1 on loopback: nothing listens there, so nothing real is ever reached.
+unreachable_prove = "https://127.0.0.1:1"
 docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
 listen = {"PROVE_GATEWAY_LISTEN": f"127.0.0.1:{grpc_port}", "PROVE_GATEWAY_HEALTH_LISTEN": f"127.0.0.1:{health_port}",
           "PROVE_GATEWAY_METRICS_LISTEN": "127.0.0.1:0"}
@@ -462,7 +494,22 @@ for d in docs:
     c = next(c for c in spec["containers"] if c["name"] == "prove-gateway")
     for e in c.get("env", []):
         n = e["name"]
-        if "value" not in e or n in skip or "CLIENT_ID" in n or "CLIENT_SECRET" in n:
+        if n in skip:
+            continue
+        if "CLIENT_ID" in n or "CLIENT_SECRET" in n:
+            # A Secret's key, as a file of the mounted volume or a secretKeyRef value.
+            dummy = f"helm-check-{n.lower().replace('_file', '')}"
+            if n.endswith("_FILE"):
+                path = os.path.join(pki, os.path.basename(e["value"]))
+                open(path, "w").write(dummy)
+                print(f"{n}={path}")
+            else:
+                print(f"{n}={dummy}")
+            continue
+        if "value" not in e:
+            continue
+        if n == "PROVE_BASE_URL":
+            print(f"{n}={unreachable_prove}")
             continue
         v = listen.get(n) or (os.path.join(pki, files[n]) if n in files else e["value"])
         print(f"{n}={v}")
@@ -470,6 +517,7 @@ PY
   grace="$(sed -n 's/^GRACE=//p' "$work/smoke.env")"
   mapfile -t smoke_env < <(grep -v '^GRACE=' "$work/smoke.env")
   tls=""; mtls=""
+  profile="$(sed -n 's/^PROVE_GATEWAY_PROFILE=//p' "$work/smoke.env")"
   grep -q '^PROVE_GATEWAY_TLS_CERT_FILE=' "$work/smoke.env" && tls=1
   grep -q '^PROVE_GATEWAY_CLIENT_CA_FILE=' "$work/smoke.env" && mtls=1
   env -i PATH="$PATH" "${smoke_env[@]}" "$binary" >"$work/smoke.log" 2>&1 &
@@ -527,13 +575,21 @@ PY
   fi
   rc=0; wait "$smoke_pid" || rc=$?
   smoke_pid=""
+  # The simulator announces itself in the log, and only the simulator.
+  if grep -q '^PROVE_BASE_URL=' "$work/smoke.env"; then
+    if grep -q 'answers are SIMULATED' "$work/smoke.log"; then
+      fail "ci/$name.yaml: Prove is configured, yet the binary says its answers are simulated"
+    fi
+  else
+    grep -q 'answers are SIMULATED' "$work/smoke.log" || { cat "$work/smoke.log" >&2; fail "ci/$name.yaml: on the simulator, the binary does not warn that answers are simulated"; }
+  fi
   # No call is in flight, so the drain is clean and the exit code must be 0: anything else is
   # what Kubernetes would record as a failed Pod on every rollout.
   if [ "$rc" -ne 0 ]; then
     cat "$work/smoke.log" >&2
     fail "ci/$name.yaml: after SIGTERM with nothing in flight the binary exited with $rc, not 0"
   fi
-  step "binary accepts ci/$name.yaml's env (${#smoke_env[@]} variables): health on the probes' port, $how on the gRPC port; after SIGTERM it exited with 0 within ${waited}s (grace ${grace}s)"
+  step "binary accepts ci/$name.yaml's env (${#smoke_env[@]} variables, profile ${profile:-unset}): health on the probes' port, $how on the gRPC port; after SIGTERM it exited with 0 within ${waited}s (grace ${grace}s)"
 done
 
 # --- 7. the schema and the chart reject bad values -------------------------------------------
@@ -558,13 +614,13 @@ must_fail "sampler enum" "$schema_msg" --set otel.sampler=sometimes
 must_fail "securityContext typo" "$schema_msg" --set securityContext.readOnlyRootFileSystem=true
 must_fail "privileged port" "$schema_msg" --set gateway.grpcPort=80
 must_fail "Prove without credentials" "there are no credentials" --set prove.baseUrl=prod-us
-must_fail "credentials without Prove" "prove.baseUrl is empty" --set credentials.existingSecret=s
+must_fail "credentials on the simulator" "the simulator takes no credentials" "${sim[@]}" --set credentials.existingSecret=s
 must_fail "half a chart-created pair" "needs both a client ID and a client secret" \
   --set prove.baseUrl=uat-us --set credentials.shared.clientId=id
-must_fail "both PDB fields" "set only one of minAvailable and maxUnavailable" \
+must_fail "both PDB fields" "set only one of minAvailable and maxUnavailable" "${sim[@]}" \
   --set podDisruptionBudget.enabled=true --set podDisruptionBudget.minAvailable=1
-must_fail "HPA without requests" "autoscaling needs resources.requests" --set autoscaling.enabled=true
-must_fail "preStop sleep on old Kubernetes" "needs Kubernetes >= 1.30" --set gateway.preStopSleepSeconds=5 --kube-version 1.29.0
+must_fail "HPA without requests" "autoscaling needs resources.requests" "${sim[@]}" --set autoscaling.enabled=true
+must_fail "preStop sleep on old Kubernetes" "needs Kubernetes >= 1.30" "${sim[@]}" --set gateway.preStopSleepSeconds=5 --kube-version 1.29.0
 must_fail "below the chart's kubeVersion" "incompatible with Kubernetes" --kube-version 1.26.0
 must_fail "unknownSessions enum" "$schema_msg" --set gateway.unknownSessions=drop
 must_fail "client CA source enum" "$schema_msg" --set tls.clientCA.source=file
@@ -576,20 +632,71 @@ must_fail "a caller nobody can be (no identity, no token)" "$schema_msg" --set '
 must_fail "a reserved caller name" "$schema_msg" --set 'callers.inline[0].name=anonymous' \
   --set 'callers.inline[0].identities[0]=spiffe://x/a' --set 'callers.inline[0].allow[0]=prove.gateway.v1.UnifyService/*'
 must_fail "misspelt cert-manager key" "$schema_msg" --set tls.certManager.renewbefore=1h
-must_fail "TLS without a certificate" "tls.enabled needs a certificate" --set tls.enabled=true
-must_fail "TLS settings while TLS is off" "need tls.enabled: true" --set tls.existingSecret=s
-must_fail "mTLS without TLS" "need tls.enabled: true" --set tls.clientCA.enabled=true
-must_fail "both a Secret and cert-manager" "set only one of tls.existingSecret and tls.certManager.enabled" \
+must_fail "TLS without a certificate" "tls.enabled needs a certificate" "${sim[@]}" --set tls.enabled=true
+must_fail "TLS settings while TLS is off" "need tls.enabled: true" "${sim[@]}" --set tls.existingSecret=s
+must_fail "mTLS without TLS" "need tls.enabled: true" "${sim[@]}" --set tls.clientCA.enabled=true
+must_fail "both a Secret and cert-manager" "set only one of tls.existingSecret and tls.certManager.enabled" "${sim[@]}" \
   --set tls.enabled=true --set tls.existingSecret=s --set tls.certManager.enabled=true --set tls.certManager.issuerRef.name=ca
-must_fail "cert-manager without an issuer" "needs tls.certManager.issuerRef.name" \
+must_fail "cert-manager without an issuer" "needs tls.certManager.issuerRef.name" "${sim[@]}" \
   --set tls.enabled=true --set tls.certManager.enabled=true
-must_fail "client CA from a ConfigMap without its name" "set tls.clientCA.name" \
+must_fail "client CA from a ConfigMap without its name" "set tls.clientCA.name" "${sim[@]}" \
   --set tls.enabled=true --set tls.existingSecret=s --set tls.clientCA.enabled=true --set tls.clientCA.source=configMap
-must_fail "two callers sources" "set only one of callers.existingSecret and callers.inline" \
+must_fail "two callers sources" "set only one of callers.existingSecret and callers.inline" "${sim[@]}" \
   --set callers.existingSecret=c --set 'callers.inline[0].name=a' --set 'callers.inline[0].identities[0]=spiffe://x/a' \
   --set 'callers.inline[0].allow[0]=prove.gateway.v1.UnifyService/*'
-must_fail "deprecated and new Redis values" "deprecated and redis.url/urlSecret is set too" \
+must_fail "deprecated and new Redis values" "deprecated and redis.url/urlSecret is set too" "${sim[@]}" \
   --set redis.url=redis://r:6379 --set prove.rateLimit.redisUrl=redis://r:6379
-must_fail "health on the gRPC port" "gateway.healthPort must differ" --set gateway.healthPort=50051
+must_fail "health on the gRPC port" "gateway.healthPort must differ" "${sim[@]}" --set gateway.healthPort=50051
+
+# The profile (issue 16): the defaults are production, which never quietly runs the simulator
+# and needs what the binary's production profile needs, all named in one message.
+minimal=(-f "$chart/ci/production-minimal-values.yaml")
+must_fail "the default values, without prove.baseUrl" "$no_base_url"
+must_fail "profile development without prove.baseUrl still needs the simulator switched on" "$no_base_url" \
+  --set profile=development
+must_fail "the simulator and Prove at once" "simulator.enabled and prove.baseUrl are both set" "${minimal[@]}" \
+  --set simulator.enabled=true --set credentials.existingSecret=
+must_fail "production without TLS" "profile production needs: tls.enabled: true with tls.existingSecret or tls.certManager.enabled" \
+  "${minimal[@]}" --set tls.enabled=false --set tls.existingSecret=
+must_fail "production without authenticated callers" "profile production needs: tls.clientCA.enabled: true, or callers.existingSecret or callers.inline" \
+  "${minimal[@]}" --set callers.existingSecret=
+must_fail "production with plain http to Prove" "profile production needs: prove.baseUrl must be https" \
+  "${minimal[@]}" --set prove.baseUrl=http://prove-proxy.identity.svc:8080
+must_fail "production missing everything: one message names it all" \
+  "needs: prove.baseUrl must be https[^;]*; tls.enabled: true[^;]*; tls.clientCA.enabled: true, or callers" \
+  --set prove.baseUrl=http://prove-proxy --set credentials.existingSecret=s
+must_fail "profile enum" "$schema_msg" --set profile=staging
+must_fail "misspelt simulator key" "$schema_msg" --set simulator.enable=true
+# What production refuses, development allows: a UAT install through a plain-http proxy.
+render "$work/dev.yaml" "$latest" --set profile=development --set prove.baseUrl=http://prove-proxy.identity.svc:8080 \
+  --set credentials.existingSecret=s 2>"$work/dev.err" \
+  || { cat "$work/dev.err" >&2; fail "profile development with an http Prove URL, no TLS and no callers does not render"; }
+grep -A1 'name: PROVE_GATEWAY_PROFILE' "$work/dev.yaml" | grep -q 'value: "development"' \
+  || fail "profile=development does not reach PROVE_GATEWAY_PROFILE"
+step "rendered as expected: profile development with http:// to Prove, no TLS, no callers"
+
+# --- 8. NOTES -------------------------------------------------------------------------------
+# `helm template` does not render NOTES.txt, and `helm install --dry-run` needs a cluster. So a
+# copy of the chart gets NOTES.txt as a named template, rendered into a ConfigMap's string.
+notes_chart="$work/notes/prove-gateway"
+mkdir -p "$work/notes"
+cp -r "$chart" "$notes_chart"
+{ echo '{{- define "notes-check" -}}'; cat "$chart/templates/NOTES.txt"; echo '{{- end }}'; } >"$notes_chart/templates/_notes-check.tpl"
+printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes-check\ndata:\n  notes: {{ include "notes-check" . | toJson }}\n' \
+  >"$notes_chart/templates/notes-check.yaml"
+for f in "${scenarios[@]}"; do
+  name="$(basename "$f" .yaml)"
+  "$HELM" template prove-gateway "$notes_chart" --namespace identity -f "$f" --show-only templates/notes-check.yaml \
+    | python3 -c 'import sys, yaml; print(yaml.safe_load(sys.stdin)["data"]["notes"])' >"$work/notes.txt" \
+    || fail "NOTES of ci/$name.yaml do not render"
+  simulated="$(python3 -c 'import sys, yaml; print(((yaml.safe_load(open(sys.argv[1])) or {}).get("simulator") or {}).get("enabled", False))' "$f")"
+  if [ "$simulated" = True ]; then
+    grep -q 'WARNING: ANSWERS ARE SIMULATED' "$work/notes.txt" && grep -q 'simulator.enabled is true' "$work/notes.txt" \
+      || { cat "$work/notes.txt" >&2; fail "ci/$name.yaml runs the simulator, but its NOTES do not warn that answers are simulated"; }
+  elif grep -qi 'simulated' "$work/notes.txt"; then
+    cat "$work/notes.txt" >&2; fail "ci/$name.yaml reaches Prove, but its NOTES say answers are simulated"
+  fi
+  step "NOTES of ci/$name.yaml: $([ "$simulated" = True ] && echo "warn that answers are simulated" || echo "no simulator warning")"
+done
 
 step "all checks passed"

@@ -11,13 +11,14 @@ import (
 )
 
 // Dial connects to the gateway at addr ("host:port"): plaintext when files has no CA file,
-// TLS when it has one, and mTLS when it also names a client certificate and key.
-func Dial(addr string, files TLSFiles) (*grpc.ClientConn, error) {
+// TLS when it has one, and mTLS when it also names a client certificate and key. opts come
+// after the credentials, e.g. grpc.WithChainUnaryInterceptor(NotSimulated()) in production.
+func Dial(addr string, files TLSFiles, opts ...grpc.DialOption) (*grpc.ClientConn, error) {
 	creds, err := files.Credentials()
 	if err != nil {
 		return nil, err
 	}
-	return grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
+	return grpc.NewClient(addr, append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, opts...)...)
 }
 
 // ErrorDetails holds the details of a failed RPC: exactly one ErrorInfo, and the others when the

@@ -90,3 +90,56 @@ def error_details(error: grpc.RpcError) -> ErrorDetails:
                 detail.Unpack(message)
                 setattr(result, field, message)
     return result
+
+
+# --- The simulator's mark -----------------------------------------------------------------------
+# A gateway answering from its embedded Prove simulator marks every answer of its services with
+# `prove-gateway-simulated: true`: in the response headers on success, in the trailers of a failed
+# call (a trailers-only response). Such an answer verified nobody, so production callers refuse it.
+
+SIMULATED_HEADER = "prove-gateway-simulated"
+
+
+class SimulatedAnswer(RuntimeError):
+    """The gateway answered from its embedded simulator: no person was verified. `cause` is the
+    call's own error when it failed, else None."""
+
+    def __init__(self, method: str, cause: Optional[grpc.RpcError] = None):
+        super().__init__(
+            f"{method} was answered by prove-gateway's embedded simulator "
+            f"({SIMULATED_HEADER}: true): no person was verified; the gateway lacks PROVE_BASE_URL"
+        )
+        self.cause = cause
+
+
+def is_simulated(*metadata) -> bool:
+    """Whether any of the given metadata (a call's initial_metadata() and trailing_metadata(),
+    sequences of (key, value); None is skipped) carries `prove-gateway-simulated: true`."""
+    return any(
+        key == SIMULATED_HEADER and str(value).strip().lower() == "true"
+        for md in metadata
+        if md
+        for key, value in md
+    )
+
+
+def assert_not_simulated(call) -> None:
+    """Raises SimulatedAnswer when `call` (the grpc.Call of `stub.Method.with_call(...)`, or a
+    grpc.RpcError, which is one) was answered by the simulator."""
+    if is_simulated(call.initial_metadata(), call.trailing_metadata()):
+        raise SimulatedAnswer("the call", call if isinstance(call, grpc.RpcError) else None)
+
+
+class NotSimulated(grpc.UnaryUnaryClientInterceptor):
+    """A client interceptor for production: every call whose answer carries the simulator's mark
+    raises SimulatedAnswer instead of returning it (or raising its own RpcError, kept as `cause`),
+    so a gateway deployed without Prove cannot tell this caller that someone was verified. Install
+    it once: `grpc.intercept_channel(channel_from_env(address), NotSimulated())`."""
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        call = continuation(client_call_details, request)
+        # Blocks until the call is done: headers and trailers are both known then.
+        error = call.exception()
+        if is_simulated(call.initial_metadata(), call.trailing_metadata()):
+            raise SimulatedAnswer(client_call_details.method, error)
+        return call

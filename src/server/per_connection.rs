@@ -1,14 +1,14 @@
 //! What happens to one accepted connection before HTTP/2: the TLS handshake when TLS is on (under
 //! the handshake timeout, in the connection's own task), then the per-connection service stack:
-//! the caller's certificate identity into every request's extensions, tracing, the edge, and the
-//! access check (who is calling, and may they call this method).
+//! the caller's certificate identity into every request's extensions, tracing, the edge, the
+//! simulator's mark, and the access check (who is calling, and may they call this method).
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use super::settings::ConnectionSettings;
-use super::{connection, edge, tls};
+use super::{connection, edge, simulated, tls};
 use crate::callers::PeerIdentity;
 
 /// What every connection's task needs.
@@ -16,7 +16,8 @@ use crate::callers::PeerIdentity;
 pub(super) struct PerConnection {
     pub(super) routes: Routes,
     pub(super) access: crate::grpc::access::AccessLayer,
-    pub(super) simulated: Option<super::simulated::SimulatedLayer>,
+    /// The `prove-gateway-simulated` mark, only in front of the embedded simulator.
+    pub(super) simulated: Option<simulated::SimulatedLayer>,
     pub(super) trace: crate::telemetry::GrpcTraceLayer,
     pub(super) http2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
     pub(super) limits: ConnectionSettings,

@@ -15,7 +15,16 @@ import pytest
 
 from prove.gateway.v1 import errors_pb2, types_pb2, unify_service_pb2, unify_service_pb2_grpc
 from prove.gateway.v1 import verify_service_pb2, verify_service_pb2_grpc
-from prove_client import channel, channel_from_env, error_details
+from prove_client import (
+    SIMULATED_HEADER,
+    NotSimulated,
+    SimulatedAnswer,
+    assert_not_simulated,
+    channel,
+    channel_from_env,
+    error_details,
+    is_simulated,
+)
 
 TIMEOUT = 10  # seconds, the deadline of every call
 
@@ -177,3 +186,59 @@ def test_connection_without_client_certificate_is_refused():
         with pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED"):
             with context.wrap_socket(sock, server_hostname=host) as tls:
                 tls.recv(1)
+
+
+# The gateway clients-test.sh starts runs its embedded simulator, so the mark must be there: that
+# proves the helpers read it where the gateway puts it. In production they find nothing.
+
+MOBILE_UNIFY = unify_service_pb2.UnifyRequest(
+    possession_type=types_pb2.POSSESSION_TYPE_MOBILE, phone_number="2001004014"
+)
+
+
+def test_simulated_mark_is_in_the_headers_of_a_successful_unify(gateway):
+    unify = unify_service_pb2_grpc.UnifyServiceStub(gateway)
+    _, call = unify.Unify.with_call(MOBILE_UNIFY, timeout=TIMEOUT)
+    assert is_simulated(call.initial_metadata()), call.initial_metadata()
+    with pytest.raises(SimulatedAnswer):
+        assert_not_simulated(call)
+
+
+def test_simulated_mark_is_in_the_trailers_of_a_failed_call(gateway):
+    unify = unify_service_pb2_grpc.UnifyServiceStub(gateway)
+    with pytest.raises(grpc.RpcError) as raised:
+        unify.UnifyStatus(
+            unify_service_pb2.UnifyStatusRequest(correlation_id=str(uuid.uuid4())), timeout=TIMEOUT
+        )
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    # A trailers-only response: the mark travels with grpc-status.
+    assert is_simulated(raised.value.trailing_metadata()), raised.value.trailing_metadata()
+    with pytest.raises(SimulatedAnswer):
+        assert_not_simulated(raised.value)
+
+
+def test_not_simulated_refuses_the_simulators_answers(gateway):
+    # What a production caller does, once, on its channel.
+    guarded = grpc.intercept_channel(gateway, NotSimulated())
+    unify = unify_service_pb2_grpc.UnifyServiceStub(guarded)
+    with pytest.raises(SimulatedAnswer) as refused:
+        unify.Unify(MOBILE_UNIFY, timeout=TIMEOUT)
+    assert refused.value.cause is None
+    assert "/prove.gateway.v1.UnifyService/Unify" in str(refused.value)
+
+    # A failure is refused too, and keeps its own error as the cause.
+    with pytest.raises(SimulatedAnswer) as refused:
+        unify.UnifyStatus(
+            unify_service_pb2.UnifyStatusRequest(correlation_id=str(uuid.uuid4())), timeout=TIMEOUT
+        )
+    assert refused.value.cause.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error_details(refused.value.cause).error_info.reason == "INVALID_CORRELATION_ID"
+
+
+def test_is_simulated_reads_only_the_mark():
+    assert not is_simulated()
+    assert not is_simulated(None, ())
+    assert not is_simulated((("content-type", "application/grpc"),))
+    assert not is_simulated(((SIMULATED_HEADER, "false"),))
+    assert is_simulated((), ((SIMULATED_HEADER, "true"),))
+    assert is_simulated(((SIMULATED_HEADER, "true"),), None)

@@ -150,6 +150,14 @@ nothing. Without either it runs open, and NOTES.txt says so.
 {{- end }}
 
 {{/*
+The profile the gateway runs (PROVE_GATEWAY_PROFILE): `development` on the simulator, which
+production would refuse, else `profile`.
+*/}}
+{{- define "prove-gateway.profile" -}}
+{{- ternary "development" .Values.profile .Values.simulator.enabled }}
+{{- end }}
+
+{{/*
 Container image reference: repository, then `@digest` when set, else `:tag` (default appVersion).
 */}}
 {{- define "prove-gateway.image" -}}
@@ -178,11 +186,20 @@ names the values to change.
 {{- $c := .Values.credentials }}
 {{- $pairs := (include "prove-gateway.credentialPairs" . | fromJson).pairs }}
 {{- $hasCreds := or $c.existingSecret (include "prove-gateway.createSecret" .) }}
+{{- /* First, because every other value follows from it: who answers, Prove or the simulator.
+An empty prove.baseUrl must never quietly mean the simulator, or an install that lost a value
+tells callers that people were verified when nobody was. */}}
+{{- if and .Values.simulator.enabled .Values.prove.baseUrl }}
+{{- fail "simulator.enabled and prove.baseUrl are both set: the simulator answers instead of Prove, so set only one" }}
+{{- end }}
+{{- if and (not .Values.simulator.enabled) (not .Values.prove.baseUrl) }}
+{{- fail "prove.baseUrl is empty: set it to uat-us, prod-us, uat-eu, prod-eu or an https URL, with credentials.existingSecret, to reach Prove; or set simulator.enabled=true to try the chart on the embedded simulator (answers are simulated, never for production)" }}
+{{- end }}
 {{- if and .Values.prove.baseUrl (not $hasCreds) }}
 {{- fail "prove.baseUrl is set but there are no credentials: set credentials.existingSecret (recommended) or credentials.shared.clientId/clientSecret" }}
 {{- end }}
-{{- if and $hasCreds (not .Values.prove.baseUrl) }}
-{{- fail "credentials are set but prove.baseUrl is empty: set it to uat-us, prod-us, uat-eu, prod-eu or a URL (empty runs the embedded simulator, which takes no credentials)" }}
+{{- if and $hasCreds .Values.simulator.enabled }}
+{{- fail "credentials are set but simulator.enabled is true, and the simulator takes no credentials: set prove.baseUrl (uat-us, prod-us, uat-eu, prod-eu or an https URL) instead of simulator.enabled" }}
 {{- end }}
 {{- if and $hasCreds (eq (len $pairs) 0) }}
 {{- fail "credentials are set but credentials.shared, .unify and .verify are all disabled" }}
@@ -238,5 +255,30 @@ names the values to change.
 {{- end }}
 {{- if and .Values.otel.samplerArg (not (hasSuffix "traceidratio" .Values.otel.sampler)) }}
 {{- fail "otel.samplerArg is only read by the traceidratio samplers: set otel.sampler to traceidratio or parentbased_traceidratio" }}
+{{- end }}
+{{- include "prove-gateway.validateProduction" . }}
+{{- end }}
+
+{{/*
+What the production profile makes the binary refuse, refused here first, so that a bad install
+fails at `helm install` rather than as a Pod in CrashLoopBackOff. All missing values are named in
+one message, as the binary does, so one round of fixes is enough. The metrics address the binary
+also requires is always set (PROVE_GATEWAY_METRICS_LISTEN from gateway.metricsPort).
+*/}}
+{{- define "prove-gateway.validateProduction" -}}
+{{- if eq (include "prove-gateway.profile" .) "production" }}
+{{- $missing := list }}
+{{- if hasPrefix "http://" (lower .Values.prove.baseUrl) }}
+{{- $missing = append $missing "prove.baseUrl must be https (it is plain http://, which carries the client secret in clear)" }}
+{{- end }}
+{{- if not .Values.tls.enabled }}
+{{- $missing = append $missing "tls.enabled: true with tls.existingSecret or tls.certManager.enabled (TLS on the gRPC port)" }}
+{{- end }}
+{{- if not (include "prove-gateway.authenticated" .) }}
+{{- $missing = append $missing "tls.clientCA.enabled: true, or callers.existingSecret or callers.inline (authenticated callers)" }}
+{{- end }}
+{{- if $missing }}
+{{- fail (printf "profile production needs: %s. To try the chart without them, set simulator.enabled=true; for a UAT install without them, profile=development" (join "; " $missing)) }}
+{{- end }}
 {{- end }}
 {{- end }}

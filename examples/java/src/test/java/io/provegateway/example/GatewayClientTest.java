@@ -7,9 +7,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.google.rpc.BadRequest;
+import io.grpc.ClientInterceptors;
 import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.stub.MetadataUtils;
 import io.provegateway.v1.CheckResult;
 import io.provegateway.v1.PossessionType;
 import io.provegateway.v1.ProveErrorCode;
@@ -35,6 +38,7 @@ import java.security.KeyStore;
 import java.security.cert.Certificate;
 import java.security.cert.CertificateFactory;
 import java.util.UUID;
+import java.util.concurrent.atomic.AtomicReference;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLException;
 import javax.net.ssl.SSLParameters;
@@ -258,6 +262,88 @@ class GatewayClientTest {
               });
       assertTrue(refused.getMessage().contains("certificate_required"), refused.toString());
     }
+  }
+
+  // The gateway clients-test.sh starts runs its embedded simulator, so the mark must be there:
+  // that proves Simulated reads it where the gateway puts it. In production it finds nothing.
+
+  private static UnifyRequest mobileUnify() {
+    return UnifyRequest.newBuilder()
+        .setPossessionType(PossessionType.POSSESSION_TYPE_MOBILE)
+        .setPhoneNumber("2001004014")
+        .build();
+  }
+
+  @Test
+  void simulatedMarkIsInTheHeadersOfASuccessfulUnify() {
+    AtomicReference<Metadata> headers = new AtomicReference<>();
+    AtomicReference<Metadata> trailers = new AtomicReference<>();
+    unify()
+        .withInterceptors(MetadataUtils.newCaptureMetadataInterceptor(headers, trailers))
+        .unify(mobileUnify());
+    assertTrue(Simulated.isSimulated(headers.get()), "headers: " + headers.get());
+  }
+
+  @Test
+  void simulatedMarkIsInTheTrailersOfAFailedCall() {
+    AtomicReference<Metadata> headers = new AtomicReference<>();
+    AtomicReference<Metadata> trailers = new AtomicReference<>();
+    StatusRuntimeException error =
+        assertThrows(
+            StatusRuntimeException.class,
+            () ->
+                unify()
+                    .withInterceptors(MetadataUtils.newCaptureMetadataInterceptor(headers, trailers))
+                    .unifyStatus(
+                        UnifyStatusRequest.newBuilder()
+                            .setCorrelationId(UUID.randomUUID().toString())
+                            .build()));
+    assertEquals(Status.Code.FAILED_PRECONDITION, error.getStatus().getCode());
+    // A trailers-only response: the mark travels with grpc-status.
+    assertTrue(Simulated.isSimulated(trailers.get()), "trailers: " + trailers.get());
+  }
+
+  @Test
+  void refuseTurnsTheSimulatorsAnswersIntoErrors() {
+    // What a production caller does, once, on its channel.
+    UnifyServiceBlockingStub guarded =
+        UnifyServiceGrpc.newBlockingStub(ClientInterceptors.intercept(channel, Simulated.refuse()))
+            .withDeadlineAfter(10, TimeUnit.SECONDS);
+    StatusRuntimeException refused =
+        assertThrows(StatusRuntimeException.class, () -> guarded.unify(mobileUnify()));
+    assertEquals(Status.Code.FAILED_PRECONDITION, refused.getStatus().getCode());
+    assertTrue(refused.getStatus().getDescription().contains("simulator"), refused.toString());
+
+    // A failure is refused too, and keeps its own status as the cause.
+    StatusRuntimeException failed =
+        assertThrows(
+            StatusRuntimeException.class,
+            () ->
+                guarded.unifyStatus(
+                    UnifyStatusRequest.newBuilder()
+                        .setCorrelationId(UUID.randomUUID().toString())
+                        .build()));
+    assertTrue(failed.getStatus().getDescription().contains("simulator"), failed.toString());
+    assertEquals(
+        Status.Code.FAILED_PRECONDITION,
+        Status.fromThrowable(failed.getStatus().getCause()).getCode());
+    assertEquals(
+        "INVALID_CORRELATION_ID",
+        ErrorDetails.from(failed.getStatus().getCause()).errorInfo().orElseThrow().getReason());
+  }
+
+  @Test
+  void isSimulatedReadsOnlyTheMark() {
+    Metadata none = new Metadata();
+    Metadata off = new Metadata();
+    off.put(Simulated.HEADER, "false");
+    Metadata on = new Metadata();
+    on.put(Simulated.HEADER, "true");
+    assertFalse(Simulated.isSimulated());
+    assertFalse(Simulated.isSimulated(none, null));
+    assertFalse(Simulated.isSimulated(off));
+    assertTrue(Simulated.isSimulated(none, on));
+    assertTrue(Simulated.isSimulated(on, null));
   }
 
   /** A TLS context that trusts only the CA certificates in {@code caFile} (PEM). */
