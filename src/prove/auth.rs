@@ -720,4 +720,23 @@ mod tests {
         assert!(!state.has_changed().unwrap());
         assert_eq!(*state.borrow(), CredentialState::Accepted);
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_shorter_than_twice_the_margin_is_refreshed_halfway() {
+        // 100 s is less than two margins of 60 s: refreshed at 50 s, counted from the request
+        // (taking 60 s off would leave 40 s; a two-second token would have none left at all).
+        let prove = FakeProve::accepting("100");
+        let tokens = prove.source();
+        let asked = Instant::now();
+        tokens.token(None).await.unwrap();
+        let refresh_at = asked + Duration::from_secs(50);
+
+        tokio::time::advance(refresh_at - Duration::from_millis(1) - Instant::now()).await;
+        tokens.token(None).await.unwrap();
+        assert_eq!(prove.requests(), 1, "still fresh 1 ms before half its life");
+
+        tokio::time::advance(Duration::from_millis(1)).await;
+        tokens.token(None).await.unwrap();
+        assert_eq!(prove.requests(), 2, "refreshed halfway through its life");
+    }
 }

@@ -169,9 +169,10 @@ fn cause_of(error: &reqwest::Error, fallback: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::net::SocketAddr;
+    use std::sync::Arc;
 
     use futures::FutureExt as _;
-    use tokio::io::AsyncReadExt as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     use tokio::net::{TcpListener, TcpStream};
     use tower::ServiceExt as _;
 
@@ -281,5 +282,86 @@ mod tests {
             listener.accept().now_or_never().is_none(),
             "the client sent the request again on a new connection"
         );
+    }
+
+    /// A fake Prove that answers `/v3/unify` with a redirect to `/elsewhere` and anything else
+    /// with 200, on every connection, and keeps the head of each request it read.
+    fn redirecting_prove(listener: TcpListener) -> Arc<parking_lot::Mutex<Vec<String>>> {
+        let heads = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let mut head = Vec::new();
+                        let mut byte = [0u8; 1];
+                        while !head.ends_with(b"\r\n\r\n") {
+                            if stream.read(&mut byte).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            head.push(byte[0]);
+                        }
+                        let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .map_or(0, |v| v.trim().parse().unwrap());
+                        let mut body = vec![0u8; length];
+                        stream.read_exact(&mut body).await.unwrap();
+                        let reply: &[u8] = if head.starts_with("post /v3/unify ") {
+                            b"HTTP/1.1 307 Temporary Redirect\r\nlocation: /elsewhere\r\ncontent-length: 0\r\n\r\n"
+                        } else {
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+                        };
+                        seen.lock().push(head);
+                        stream.write_all(reply).await.unwrap();
+                    }
+                });
+            }
+        });
+        heads
+    }
+
+    #[tokio::test]
+    async fn the_client_names_itself_and_never_follows_a_redirect() {
+        // A followed redirect would replay the POST, bearer token included, to wherever the
+        // answer points.
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let heads = redirecting_prove(listener);
+        let response = send(build_client(Duration::from_secs(5)).unwrap(), addr)
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status, 307,
+            "the redirect comes back as the answer"
+        );
+        let heads = heads.lock();
+        assert_eq!(heads.len(), 1, "{heads:?}");
+        let agent = format!(
+            "user-agent: prove-gateway/{}\r\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(heads[0].contains(&agent), "{}", heads[0]);
+    }
+
+    #[tokio::test]
+    async fn a_transport_error_keeps_its_causes_and_drops_the_url() {
+        let addr = {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            listener.local_addr().unwrap()
+        };
+        let result = send(build_client(Duration::from_secs(5)).unwrap(), addr).await;
+        let Err(Error::Unreachable(cause)) = result else {
+            panic!("{result:?}");
+        };
+        // reqwest's chain, one cause after another: "client error (Connect): tcp connect
+        // error: Connection refused (os error 111)".
+        assert!(cause.contains("refused"), "{cause}");
+        assert!(cause.contains(": "), "the causes are joined: {cause}");
+        assert!(!cause.starts_with(':'), "{cause}");
+        assert!(!cause.contains(&addr.to_string()), "{cause}");
     }
 }

@@ -152,6 +152,10 @@ mod tests {
             on_answer: None,
         };
         let printed = format!("{request:?}");
+        assert_eq!(
+            printed,
+            r#"OutboundRequest { path: "/token", attempt: 1, .. }"#
+        );
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(!printed.contains("t0ken"), "{printed}");
     }

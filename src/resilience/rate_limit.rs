@@ -788,4 +788,147 @@ mod tests {
         limiter.acquire("k", None).await.unwrap();
         assert_eq!(Instant::now() - asked, MAX_PAUSE);
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_and_the_spacing_after_it_still_fit_the_window() {
+        // A burst of five at once, then GCRA's spacing: by the schedule alone 29 permits would
+        // go within the first second (5 at 0 ms, then one every 40.8 ms from 40.8 ms on). The
+        // sliding window holds the real sends to 25 in any 1.02 s.
+        let limiter = limiter(25, 5, Duration::from_secs(60), 100);
+        let start = Instant::now();
+        let mut sent = Vec::new();
+        for _ in 0..60 {
+            limiter.acquire("k", None).await.unwrap();
+            sent.push(Instant::now() - start);
+        }
+        assert_eq!(&sent[..5], &[Duration::ZERO; 5], "the burst goes at once");
+        for (i, first) in sent.iter().enumerate() {
+            let in_window = sent[i..]
+                .iter()
+                .take_while(|t| **t < *first + WINDOW)
+                .count();
+            assert!(
+                in_window <= 25,
+                "{in_window} permits within {WINDOW:?} of {first:?}"
+            );
+        }
+        // The 26th waits for the first send to leave the window, not a moment longer.
+        assert_eq!(sent[25], WINDOW);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_of_exactly_the_maximum_wait_or_up_to_the_deadline_is_made() {
+        // One per second with the margin: the second caller waits exactly one emission.
+        let emission = Duration::from_secs_f64(SAFETY_MARGIN);
+        let limiter = limiter(1, 1, emission, 100);
+        limiter.acquire("k", None).await.unwrap();
+        assert_eq!(limiter.acquire("k", None).await.unwrap(), emission);
+        let deadline = Instant::now() + emission;
+        assert_eq!(
+            limiter.acquire("k", Some(deadline)).await.unwrap(),
+            emission,
+            "a slot at the deadline itself is still in time"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tie_between_the_deadline_and_the_maximum_wait_is_the_deadline() {
+        let limiter = limiter(1, 1, Duration::from_millis(500), 100);
+        limiter.acquire("k", None).await.unwrap();
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let err = limiter.acquire("k", Some(deadline)).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::RateLimited {
+                    limit: WaitLimit::Deadline,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refusal_says_when_the_callers_slot_would_have_come() {
+        // 25 per second: the next slot is one emission away, while the window only opens a
+        // whole window after the first send. The hint is the slot.
+        let limiter = limiter(25, 1, Duration::from_millis(10), 100);
+        limiter.acquire("k", None).await.unwrap();
+        let err = limiter.acquire("k", None).await.unwrap_err();
+        let emission = Duration::from_secs_f64(SAFETY_MARGIN / 25.0);
+        assert!(
+            matches!(err, Error::RateLimited { retry_after, limit: WaitLimit::MaxWait } if retry_after == emission),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_shed_for_a_full_window_is_told_when_the_window_opens() {
+        // Two per second with a burst of five: two go at once and fill the window while the
+        // schedule would let a third go too. Nobody may queue, so the third is shed, with the
+        // moment the first send leaves the window as its hint.
+        let limiter = limiter(2, 5, Duration::from_secs(60), 0);
+        limiter.acquire("k", None).await.unwrap();
+        limiter.acquire("k", None).await.unwrap();
+        let err = limiter.acquire("k", None).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Overloaded { retry_after } if retry_after == WINDOW),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_longer_pause_extends_a_pause_and_a_shorter_one_never_shortens_it() {
+        let limiter = limiter(25, 1, Duration::from_secs(60), 100);
+        let start = Instant::now();
+        limiter.pause("a", start + Duration::from_secs(2)).await;
+        limiter.pause("a", start + Duration::from_secs(3)).await;
+        limiter.acquire("a", None).await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(3), "extended");
+
+        let start = Instant::now();
+        limiter.pause("b", start + Duration::from_secs(2)).await;
+        limiter.pause("b", start + Duration::from_secs(1)).await;
+        limiter.acquire("b", None).await.unwrap();
+        assert_eq!(
+            Instant::now() - start,
+            Duration::from_secs(2),
+            "not shortened"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_pause_the_burst_allowance_starts_empty() {
+        // Five may go at once normally; right after a pause they go one emission apart, so
+        // that Prove does not see a burst the moment its pause ends.
+        let limiter = limiter(20, 5, Duration::from_secs(60), 100);
+        let pause_end = Instant::now() + Duration::from_secs(2);
+        limiter.pause("k", pause_end).await;
+        let mut sent = Vec::new();
+        for _ in 0..5 {
+            limiter.acquire("k", None).await.unwrap();
+            sent.push(Instant::now());
+        }
+        assert_eq!(sent[0], pause_end);
+        assert_spaced(&sent, emission_at_20());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_caller_arriving_after_a_pause_queues_behind_the_callers_it_moved() {
+        let limiter = Arc::new(limiter(20, 1, Duration::from_secs(60), 100));
+        let mut callers = queue_callers(&limiter, 5).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let pause_end = Instant::now() + Duration::from_secs(2);
+        limiter.pause("k", pause_end).await;
+        // A newcomer during the pause: its slot comes after the five moved ones, not among them.
+        let late = limiter.clone();
+        callers.push(tokio::spawn(async move {
+            late.acquire("k", None).await.unwrap();
+            Instant::now()
+        }));
+        let times = admitted(callers).await;
+        assert_eq!(times[0], pause_end);
+        assert_spaced(&times, emission_at_20());
+    }
 }

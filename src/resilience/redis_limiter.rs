@@ -387,3 +387,45 @@ impl RateLimiter for RedisRateLimiter {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_place_is_taken_only_below_the_limit_and_given_back_on_drop() {
+        let waiting = AtomicUsize::new(0);
+        let first = QueuePlace::take(&waiting, 2);
+        let second = QueuePlace::take(&waiting, 2);
+        assert!(first.is_some() && second.is_some());
+        assert_eq!(waiting.load(Ordering::SeqCst), 2);
+        assert!(QueuePlace::take(&waiting, 2).is_none(), "the queue is full");
+        assert_eq!(
+            waiting.load(Ordering::SeqCst),
+            2,
+            "a refused caller counts nothing"
+        );
+        drop(first);
+        assert_eq!(waiting.load(Ordering::SeqCst), 1);
+        assert!(
+            QueuePlace::take(&waiting, 2).is_some(),
+            "a freed place is taken again"
+        );
+        assert!(
+            QueuePlace::take(&AtomicUsize::new(0), 0).is_none(),
+            "no queue at all"
+        );
+    }
+
+    #[test]
+    fn durations_go_to_redis_in_whole_microseconds_and_come_back_never_negative() {
+        assert_eq!(micros(Duration::from_nanos(40_816_326)), 40_816);
+        assert_eq!(micros(Duration::MAX), u64::MAX, "saturates, never wraps");
+        assert_eq!(from_micros(1_500), Duration::from_micros(1_500));
+        assert_eq!(
+            from_micros(-3),
+            Duration::ZERO,
+            "Redis's clock went back: no wait"
+        );
+    }
+}

@@ -275,3 +275,111 @@ async fn a_shared_wait_past_the_maximum_wait_is_refused_as_max_wait() {
         "{err:?}"
     );
 }
+
+/// A Redis command's answer, straight from `redis` (what the limiter's scripts left there).
+async fn redis_query<T: redis::FromRedisValue>(redis: &Redis, command: &redis::Cmd) -> T {
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    command.query_async(&mut connection).await.unwrap()
+}
+
+/// The key's theoretical arrival time in Redis: each reservation moves it on.
+async fn shared_tat(redis: &Redis, key: &str) -> Option<String> {
+    let tat = format!("prove-gateway:ratelimit:{{{key}}}:tat");
+    redis_query(redis, redis::cmd("GET").arg(tat)).await
+}
+
+/// How many scripts Redis has run so far (`EVALSHA`, and `EVAL` when a script was not loaded).
+async fn scripts_run(redis: &Redis) -> u64 {
+    let stats: String = redis_query(redis, redis::cmd("INFO").arg("commandstats")).await;
+    stats
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_from_another_replica_past_a_waiters_deadline_refuses_it_before_the_deadline() {
+    use prove_gateway::resilience::WaitLimit;
+    let Some(redis) = Redis::start().await else {
+        return; // redis-server is not installed: skipped, and said so once
+    };
+    let a = std::sync::Arc::new(replica(&redis, 1, 100));
+    let b = replica(&redis, 1, 100);
+    a.acquire("k", None).await.unwrap();
+    let before = shared_tat(&redis, "k").await;
+    // The next slot is 1.02 s away and this caller may wait 3 s: it queues on replica A.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let waiter = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let result = a.acquire("k", Some(deadline)).await;
+            (result, Instant::now())
+        })
+    };
+    // Its reservation is made in Redis, out of the test's sight: wait until the TAT moved.
+    while shared_tat(&redis, "k").await == before {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Replica B's call got a 429 with Retry-After: 10: the queued slot moves past the deadline.
+    b.pause("k", Instant::now() + Duration::from_secs(10)).await;
+
+    let (result, answered) = waiter.await.unwrap();
+    assert!(
+        matches!(
+            result,
+            Err(LimiterError::RateLimited {
+                limit: WaitLimit::Deadline,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    assert!(
+        answered < deadline,
+        "refused only {:?} after the deadline",
+        answered - deadline
+    );
+}
+
+#[tokio::test]
+async fn a_queued_caller_sleeps_until_its_slot_instead_of_asking_redis_again_and_again() {
+    let Some(redis) = Redis::start().await else {
+        return; // redis-server is not installed: skipped, and said so once
+    };
+    let limiter = replica(&redis, 1, 100);
+    limiter.acquire("k", None).await.unwrap();
+    let before = scripts_run(&redis).await;
+    // A wait of 1.02 s: one script to reserve the slot, one to be admitted at it (and one
+    // more if the timer woke a hair early). Polling Redis through the wait would run
+    // thousands.
+    limiter.acquire("k", None).await.unwrap();
+    let ran = scripts_run(&redis).await - before;
+    assert!(
+        (2..=4).contains(&ran),
+        "{ran} scripts for one queued caller"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_logged_as_a_warning_when_the_local_limiter_takes_over() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let logs = crate::helpers::LogCapture::start();
+    let url = format!("redis://127.0.0.1:{port}");
+    let limiter = RedisRateLimiter::new(&SecretString::from(url.clone()), &shared(&url)).unwrap();
+    limiter.acquire("k", None).await.unwrap();
+    logs.wait_for("shared rate limiter unavailable").await;
+    assert!(logs.text().contains("WARN"), "{}", logs.text());
+}
