@@ -1,5 +1,6 @@
-//! The gateway's overhead, throughput, limiter precision, memory and start-up, side by side
-//! (issue 9). `cargo bench --bench gateway` prints one Markdown table; BENCHMARKS.md keeps a run.
+//! The gateway's overhead, throughput, the cost of mTLS, limiter precision, memory and start-up,
+//! side by side (issues 9 and 15). `cargo bench --bench gateway` prints one Markdown table;
+//! BENCHMARKS.md keeps a run.
 //!
 //! Everything runs on this machine over real loopback sockets:
 //! - the simulator (`prove_gateway::simulator::spawn`) in this process;
@@ -9,6 +10,8 @@
 //! - for limiter precision, the gateway in this process (`server::run`, started by the
 //!   black-box tests' fixture, `tests/support`), so that a `metrics` recorder here sees every
 //!   rate-limit wait exactly;
+//! - for the cost of the trust boundary, two gateway processes in the same run: plaintext and
+//!   open, and TLS + mTLS + a callers file (`support/tls.rs`);
 //! - the load generator: closed loops (a fixed number of calls in flight) and an open loop (a
 //!   fixed offered rate) written here with tokio, in place of ghz.
 //!
@@ -151,13 +154,15 @@ async fn run() -> anyhow::Result<()> {
     println!();
 
     let mut table = Table::default();
-    eprintln!("[1/4] latency and throughput ...");
+    eprintln!("[1/5] latency and throughput ...");
     let baseline = latency_and_throughput(&plan, &mut table).await?;
-    eprintln!("[2/4] limiter precision ...");
+    eprintln!("[2/5] cost of mTLS and authorization ...");
+    mtls_cost(&plan, &mut table).await?;
+    eprintln!("[3/5] limiter precision ...");
     limiter(&plan, &waits, baseline, &mut table).await?;
-    eprintln!("[3/4] memory ...");
+    eprintln!("[4/5] memory ...");
     memory(&plan, &mut table).await?;
-    eprintln!("[4/4] start-up ...");
+    eprintln!("[5/5] start-up ...");
     startup(&plan, &mut table).await?;
 
     table.print();
@@ -336,6 +341,46 @@ async fn latency_and_throughput(plan: &Plan, table: &mut Table) -> anyhow::Resul
     ticker.abort();
     sim.shutdown().await;
     Ok(unloaded_gateway_p50)
+}
+
+/// The added cost per call of TLS, mTLS and the callers file (issue 15): c=1 Unify through a
+/// plaintext open gateway and through one with mTLS and a callers file, both processes of this
+/// run, each over one connection made before the measurement.
+async fn mtls_cost(plan: &Plan, table: &mut Table) -> anyhow::Result<()> {
+    let cost = support::tls::measure(&support::tls::Timing {
+        warmup: plan.warmup,
+        rounds: plan.rounds,
+        round: plan.round,
+        max_calls: MAX_CALLS,
+    })
+    .await?;
+    let (p, m) = (&cost.plaintext, &cost.mtls);
+    for (q, name, target) in [(0.5, "p50", Some(0.1)), (0.99, "p99", None)] {
+        let (pq, mq) = (pct(&p.latencies, q), pct(&m.latencies, q));
+        let added = diff_ms(pq, mq);
+        let (target, verdict) = match target {
+            Some(limit) => (format!("added ≤ {limit} ms"), verdict(added <= limit)),
+            None => ("report".to_owned(), "–"),
+        };
+        table.row(
+            format!(
+                "Unify latency c=1 {name}: plaintext open → mTLS + callers file, after the handshake (added)"
+            ),
+            format!(
+                "{} → {} ({}); {}+{} calls, {}+{} errors",
+                ms(pq),
+                ms(mq),
+                signed_ms(added),
+                p.latencies.len(),
+                m.latencies.len(),
+                p.errors,
+                m.errors
+            ),
+            &target,
+            verdict,
+        );
+    }
+    Ok(())
 }
 
 /// Outcome of one open-loop call.

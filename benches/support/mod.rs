@@ -5,6 +5,7 @@ pub mod load;
 pub mod process;
 pub mod recorder;
 pub mod stats;
+pub mod tls;
 
 /// `/proc/loadavg`'s first three fields.
 pub fn loadavg() -> String {

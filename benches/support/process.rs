@@ -99,7 +99,16 @@ impl GatewayProcess {
     /// Polls `grpc.health.v1.Health/Check` every 5 ms (for at most `limit`) and returns the time
     /// from spawn to the first SERVING answer.
     pub async fn wait_serving(&mut self, limit: Duration) -> anyhow::Result<Duration> {
-        let endpoint = Endpoint::from_shared(format!("http://{}", self.addr))?
+        self.wait_serving_on(self.addr, limit).await
+    }
+
+    /// [`Self::wait_serving`] on the plaintext health port `health` (a gateway with TLS).
+    pub async fn wait_serving_on(
+        &mut self,
+        health: SocketAddr,
+        limit: Duration,
+    ) -> anyhow::Result<Duration> {
+        let endpoint = Endpoint::from_shared(format!("http://{health}"))?
             .connect_timeout(Duration::from_millis(100))
             .timeout(Duration::from_millis(500));
         let give_up = Instant::now() + limit;

@@ -10,6 +10,7 @@ mod helpers;
 mod idempotency;
 mod limiter;
 mod metrics_endpoint;
+mod mtls_callers;
 mod personal_data;
 mod profile;
 mod protocol_errors;
