@@ -837,4 +837,14 @@ mod tests {
         let big = "x".repeat(MAX_BODY_BYTES);
         assert_eq!(fields(unify(&unify_request(), &big)), ["request"]);
     }
+
+    #[test]
+    fn a_body_of_exactly_4_kb_passes_and_one_byte_more_does_not() {
+        // A JSON string is its characters and two quotes: MAX_BODY_BYTES - 2 of them fill the
+        // limit exactly. (`>=` for `>` in `body_size` refused a body Prove accepts.)
+        let exact = "x".repeat(MAX_BODY_BYTES - 2);
+        assert!(unify(&unify_request(), &exact).is_ok());
+        let over = "x".repeat(MAX_BODY_BYTES - 1);
+        assert_eq!(fields(unify(&unify_request(), &over)), ["request"]);
+    }
 }
