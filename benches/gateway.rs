@@ -34,7 +34,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use prove_gateway::grpc::pb::unify_service_client::UnifyServiceClient;
-use prove_gateway::simulator::{self, ManualClock, SimulatorConfig};
+use prove_gateway::simulator::{self, SimulatorConfig};
 use support::load::{Direct, Run, Target, closed_loop, connect, unify_request};
 use support::process::{GatewayProcess, Upstream, cpu_time, mb};
 use support::recorder::WaitSamples;
@@ -178,27 +178,10 @@ async fn run() -> anyhow::Result<()> {
 /// Latency added by the gateway (c=1 and c=64) and throughput against the direct path and a
 /// bare tonic server. Returns the unloaded gateway p50 (the limiter phase's baseline).
 async fn latency_and_throughput(plan: &Plan, table: &mut Table) -> anyhow::Result<Duration> {
-    // Neither limiter involved: the simulator's off, the gateway's far above the load.
-    //
-    // Every /v3/unify starts a session, and the simulator sweeps its whole session map on each
-    // start (sessions live 15 minutes), so at thousands of calls per second it slows down as
-    // the run goes on. Its clock therefore jumps 16 minutes every 50 ms: each sweep sees at most
-    // 50 ms of sessions, and the simulator costs the same in every round. Tokens live 10 years
-    // of that clock.
-    let clock = Arc::new(ManualClock::new());
-    let sim = simulator::spawn(SimulatorConfig {
-        rate_limit_rps: 0,
-        token_ttl: Duration::from_secs(10 * 365 * 24 * 3600),
-        clock: clock.clone(),
-        ..SimulatorConfig::default()
-    })
-    .await?;
-    let ticker = tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            clock.advance(Duration::from_secs(16 * 60));
-        }
-    });
+    // Neither limiter involved: the simulator's off (`FastSimulator`), the gateway's far above
+    // the load.
+    let fast = support::fast_sim::FastSimulator::spawn().await?;
+    let sim = &fast.sim;
     let url = sim.base_url();
     let mut gateway_process = GatewayProcess::spawn(
         Upstream::Url(&url),
@@ -338,8 +321,7 @@ async fn latency_and_throughput(plan: &Plan, table: &mut Table) -> anyhow::Resul
     );
 
     gateway_process.stop();
-    ticker.abort();
-    sim.shutdown().await;
+    fast.shutdown().await;
     Ok(unloaded_gateway_p50)
 }
 

@@ -1,6 +1,7 @@
 //! Helpers of the gateway benchmark (`benches/gateway.rs`).
 
 pub mod bare;
+pub mod fast_sim;
 pub mod load;
 pub mod process;
 pub mod recorder;

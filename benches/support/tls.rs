@@ -5,13 +5,12 @@
 //! layer encryption, the access check (identity lookup, allow list) and the caller's session
 //! record.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use prove_gateway::grpc::pb::unify_service_client::UnifyServiceClient;
-use prove_gateway::simulator::{self, ManualClock, SimulatorConfig};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
+use super::fast_sim::FastSimulator;
 use super::load::{Run, Target, closed_loop, connect};
 use super::process::{GatewayProcess, Upstream, free_port};
 use crate::fixture::callers::CallersMount;
@@ -44,22 +43,9 @@ const NO_LIMIT: [(&str, &str); 2] = [
 /// in interleaved rounds (plaintext, mTLS, plaintext, ...), so that background load falls on
 /// both alike.
 pub async fn measure(timing: &Timing) -> anyhow::Result<Cost> {
-    // The same simulator as the latency phase: its clock jumps so that sessions expire as fast
-    // as they are made and it costs the same in every round.
-    let clock = Arc::new(ManualClock::new());
-    let sim = simulator::spawn(SimulatorConfig {
-        rate_limit_rps: 0,
-        token_ttl: Duration::from_secs(10 * 365 * 24 * 3600),
-        clock: clock.clone(),
-        ..SimulatorConfig::default()
-    })
-    .await?;
-    let ticker = tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            clock.advance(Duration::from_secs(16 * 60));
-        }
-    });
+    // The same simulator as the latency phase.
+    let fast = FastSimulator::spawn().await?;
+    let sim = &fast.sim;
     let url = sim.base_url();
 
     let mut plaintext = GatewayProcess::spawn(Upstream::Url(&url), &NO_LIMIT)?;
@@ -119,8 +105,7 @@ pub async fn measure(timing: &Timing) -> anyhow::Result<Cost> {
 
     plaintext.stop();
     mtls.stop();
-    ticker.abort();
-    sim.shutdown().await;
+    fast.shutdown().await;
     Ok(Cost {
         plaintext: p.sorted(),
         mtls: m.sorted(),
